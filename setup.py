@@ -1,0 +1,33 @@
+"""Packaging for xplique_maco."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="xplique-maco",
+    version="0.1.0",
+    description="MACO feature visualisation (phase-only Fourier optimisation) for Keras 3, an Xplique plugin",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["xplique_maco", "xplique_maco.*"]),
+    package_data={"xplique_maco.data": ["*.npz", "*.md"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "numpy>=1.23",
+        "matplotlib>=3.5",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scikit-image>=0.21"],
+        "lint": ["ruff>=0.5"],
+        "spectrum": ["scikit-image>=0.21", "scikit-learn>=1.2"],
+    },
+    entry_points={"console_scripts": ["xplique-maco=xplique_maco.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

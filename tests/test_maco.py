@@ -1,0 +1,204 @@
+"""maco(): the objective rises, results are reproducible and batch items independent, nothing retraces."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import conv_classifier
+
+from xplique_maco import Channel, Direction, Layer, Neuron, compute_spectrum, evaluate, maco, natural_spectrum
+from xplique_maco.engine import trace_count
+
+FAST = dict(image_shape=(48, 48), nb_crops=4, crop_size=(0.5, 0.9))
+
+
+def at_input_size(images, size=32):
+    return tf.image.resize(images, (size, size), antialias=True)
+
+
+def test_objective_rises(model):
+    objective = Neuron(model, "logits", [2, 6])
+    start, _ = maco(objective, nb_steps=1, seed=3, **FAST)
+    end, _ = maco(objective, nb_steps=40, seed=3, **FAST)
+    before = evaluate(objective, at_input_size(start))
+    after = evaluate(objective, at_input_size(end))
+    assert (after > before + 0.15 * np.abs(before)).all(), (before, after)
+
+
+def test_minimising_by_negation_lowers_the_objective(model):
+    objective = Channel(model, "conv2", 5)
+    up, _ = maco(objective, nb_steps=30, seed=1, **FAST)
+    down, _ = maco(-objective, nb_steps=30, seed=1, **FAST)
+    assert evaluate(objective, at_input_size(up)) > evaluate(objective, at_input_size(down))
+
+
+def test_results_follow_the_attribution_api(model):
+    images, transparencies = maco(
+        Neuron(model, -1, [0, 1, 2]), nb_steps=3, values_range=(-1, 1), seed=0, **FAST
+    )
+    assert isinstance(images, tf.Tensor) and isinstance(transparencies, tf.Tensor)
+    assert images.shape == (3, 48, 48, 3) and transparencies.shape == (3, 48, 48, 1)
+    assert float(tf.reduce_min(images)) >= -1 and float(tf.reduce_max(images)) <= 1
+    assert float(tf.reduce_min(transparencies)) >= 0
+
+
+@pytest.mark.parametrize("image_shape", [(47, 61), (33, 33), (64, 40)])
+def test_odd_and_non_square_sizes(model, image_shape):
+    images, transparencies = maco(
+        Layer(model, "conv1"), nb_steps=2, image_shape=image_shape, nb_crops=2, seed=0
+    )
+    assert images.shape == (1, *image_shape, 3) and transparencies.shape == (1, *image_shape, 1)
+
+
+def test_same_seed_same_images_other_seed_other_images(model):
+    objective = Channel(model, "conv2", [1, 2])
+    first, first_mask = maco(objective, nb_steps=5, seed=11, **FAST)
+    again, again_mask = maco(objective, nb_steps=5, seed=11, **FAST)
+    other, _ = maco(objective, nb_steps=5, seed=12, **FAST)
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    np.testing.assert_array_equal(first_mask.numpy(), again_mask.numpy())
+    assert np.abs(first.numpy() - other.numpy()).mean() > 0.01
+
+
+def test_batch_items_are_independent(model):
+    together, together_mask = maco(Neuron(model, "logits", [4, 8, 9]), nb_steps=8, seed=5, **FAST)
+    # Item i of a batch uses (seed, i): rendering class 8 as item 1 of a batch of 2 gives the same image.
+    alone, alone_mask = maco(Neuron(model, "logits", [0, 8]), nb_steps=8, seed=5, **FAST)
+    np.testing.assert_allclose(together[1].numpy(), alone[1].numpy(), atol=1e-4)
+    np.testing.assert_allclose(together_mask[1].numpy(), alone_mask[1].numpy(), rtol=1e-3, atol=1e-6)
+    assert np.abs(together[0].numpy() - alone[0].numpy()).mean() > 0.01
+
+
+def test_no_retrace_for_other_targets_coefficients_seeds_or_rates(model):
+    def objective(index, coefficient):
+        return Neuron(model, "logits", index) + coefficient * Channel(model, "conv2", index)
+
+    maco(objective(1, 0.5), nb_steps=2, seed=0, **FAST)
+    traced = trace_count()
+    maco(objective(7, 2.0), nb_steps=2, seed=9, learning_rate=0.3, noise=0.1, **FAST)
+    maco(objective(3, -1.0), nb_steps=4, seed=None, values_range=(-1, 1), **FAST)
+    assert trace_count() == traced
+    maco(Layer(model, "conv1"), nb_steps=2, seed=0, **FAST)  # another objective structure traces once
+    assert trace_count() == traced + 1
+
+
+def test_transparency_shows_where_the_objective_looks():
+    # The model sees only the left half of its input.
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((32, 32, 3))
+    left = keras.layers.Cropping2D(((0, 0), (0, 16)))(inputs)
+    features = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(left)
+    model = keras.Model(inputs, features)
+    _, transparency = maco(
+        Layer(model, "conv"), nb_steps=5, image_shape=(32, 32), nb_crops=2, crop_size=1.0, seed=0
+    )
+    mask = transparency[0, :, :, 0].numpy()
+    assert mask.min() >= 0
+    assert mask[:, :15].mean() > 100 * mask[:, 17:].mean() + 1e-12
+
+
+def test_grayscale_and_many_channel_models_need_no_dataset():
+    for channels in (1, 5):
+        model = conv_classifier(channels=channels, name=f"cnn_{channels}")
+        objective = Neuron(model, "logits", 3)
+        start, _ = maco(objective, nb_steps=1, seed=0, **FAST)
+        images, _ = maco(objective, nb_steps=30, seed=0, **FAST)
+        assert images.shape == (1, 48, 48, channels)
+        assert evaluate(objective, at_input_size(images)) > evaluate(objective, at_input_size(start))
+
+
+def test_user_spectrum_and_bare_magnitude(model):
+    photos = np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype("float32")
+    spectrum = compute_spectrum(photos, size=32)
+    images, _ = maco(Channel(model, "conv1", 0), nb_steps=2, magnitude=spectrum, seed=0, **FAST)
+    assert images.shape == (1, 48, 48, 3)
+    bare = natural_spectrum(3).magnitude
+    images, _ = maco(Channel(model, "conv1", 0), nb_steps=2, magnitude=bare, seed=0, **FAST)
+    assert np.isfinite(images.numpy()).all()
+
+
+def test_tokens_and_directions(tokens):
+    objective = Direction(tokens, "mlp", np.eye(12)[[0, 5]]) + 0.5 * Channel(tokens, "mlp", 2)
+    start, _ = maco(objective, nb_steps=1, seed=0, **FAST)
+    end, _ = maco(objective, nb_steps=30, seed=0, **FAST)
+    assert (evaluate(objective, at_input_size(end)) > evaluate(objective, at_input_size(start))).all()
+
+
+def test_fully_convolutional_model_uses_model_input_size():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    images, _ = maco(
+        Neuron(model, "conv", 1),
+        nb_steps=2,
+        image_shape=(40, 40),
+        nb_crops=2,
+        model_input_size=(16, 16),
+        seed=0,
+    )
+    assert images.shape == (1, 40, 40, 3)
+
+
+def two_input_model():
+    a, b = keras.Input((8, 8, 3)), keras.Input((4,))
+    return keras.Model(
+        [a, b], keras.layers.Dense(2, name="out")(keras.layers.Concatenate()([keras.layers.Flatten()(a), b]))
+    )
+
+
+def vector_model():
+    inputs = keras.Input((10,))
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(inputs))
+
+
+def channels_first_model():
+    inputs = keras.Input((3, 32, 32))
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(inputs)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(nb_steps=0), "`nb_steps` must be a positive int, received 0"),
+        (dict(nb_steps=2.5), "`nb_steps` must be a positive int"),
+        (dict(nb_crops=-1), "`nb_crops` must be a positive int"),
+        (dict(image_shape=(10, 10)), "`image_shape` (10, 10) is too small"),
+        (dict(image_shape=(64,)), "`image_shape` must be a pair of ints"),
+        (dict(values_range=(1, 0)), "`values_range` must satisfy low < high"),
+        (dict(values_range=(0, 0)), "`values_range` must satisfy low < high"),
+        (dict(values_range="0-1"), "`values_range` must be a pair (low, high)"),
+        (dict(crop_size=(0.8, 0.2)), "`crop_size` must satisfy 0 < smallest <= largest <= 1"),
+        (dict(noise=-0.1), "`noise` must be a finite number >= 0"),
+        (dict(learning_rate=0), "`learning_rate` must be a finite number > 0"),
+        (dict(optimizer="rmsprop"), "Unknown optimizer 'rmsprop'. Accepted: one of ['adam', 'nadam', 'sgd']"),
+        (dict(seed=-3), "`seed` must be None or an int"),
+        (dict(magnitude=np.ones((1, 16, 9))), "The magnitude has 1 channels but the model takes 3"),
+        (dict(model_input_size=(20, 20)), "conflicts with the model's input shape"),
+    ],
+)
+def test_bad_settings_fail_before_optimising(model, kwargs, message):
+    traced = trace_count()
+    with pytest.raises(ValueError) as raised:
+        maco(Neuron(model, -1, 1), **{"nb_steps": 2, **kwargs})
+    assert message in str(raised.value)
+    assert trace_count() == traced
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (two_input_model, "has 2 inputs; MACO needs a model with a single image input"),
+        (vector_model, "takes input of shape (None, 10), which is not an image"),
+        (channels_first_model, "looks channels-first"),
+    ],
+)
+def test_models_that_are_not_single_image_models_are_refused(build, message):
+    model = build()
+    with pytest.raises(ValueError) as raised:
+        maco(Neuron(model, "out", 0), nb_steps=1)
+    assert message in str(raised.value)
+
+
+def test_not_an_objective():
+    with pytest.raises(TypeError, match="`objective` must be an Objective"):
+        maco(lambda x: x)

@@ -1,0 +1,26 @@
+"""xplique_maco: MACO feature visualisation (phase-only Fourier optimisation) for Keras 3."""
+
+from .features import evaluate
+from .maco import maco
+from .objectives import Channel, Direction, Layer, Neuron, Objective
+from .optimizers import SGD, Adam, Nadam
+from .spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "maco",
+    "Objective",
+    "Neuron",
+    "Channel",
+    "Layer",
+    "Direction",
+    "evaluate",
+    "Spectrum",
+    "natural_spectrum",
+    "compute_spectrum",
+    "load_spectrum",
+    "SGD",
+    "Adam",
+    "Nadam",
+]

@@ -1,0 +1,177 @@
+"""Random crops resized to the model's input, plus noise: the only place that knows about crops.
+
+Every random draw of batch item i depends only on (its seed, the step), never on the other
+items, so an objective renders the same image alone or inside any batch.
+
+Crops and noise run as XLA-compiled functions. `tf.image.crop_and_resize` is not used: on CPU
+its gradient with respect to the image adds the contributions of all boxes of one image from
+parallel threads without synchronisation, so it changes from run to run and can be badly wrong
+(measured here with 32 boxes on a 512 x 512 image: two runs differed by 2.1 on a gradient of
+order 1). Here the backward pass is an explicit, ordered adjoint, also compiled.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["random_crops", "crop_and_resize"]
+
+# Streams of one step: different purposes never share random numbers.
+_BOXES, _NOISE = 0, 1
+# Counter-based generator that XLA runs fast on CPU and GPU (4 ms for 32 x 224 x 224 x 3 here).
+_ALGORITHM = "threefry"
+
+
+def _stream(item_seed: tf.Tensor, step: tf.Tensor, purpose: int) -> tf.Tensor:
+    seed = tf.random.experimental.stateless_fold_in(item_seed, step)
+    return tf.random.experimental.stateless_fold_in(seed, purpose)
+
+
+def _axis_taps(start: tf.Tensor, length: tf.Tensor, size: int, samples: int):
+    """Bilinear taps along one axis: for each box, `samples` points spread over [start, start + length)."""
+    centres = (tf.range(samples, dtype=tf.float32)[None] + 0.5) * (length[:, None] / samples)
+    position = tf.clip_by_value(start[:, None] + centres - 0.5, 0.0, size - 1.0)
+    low = tf.floor(position)
+    weight = position - low
+    low = tf.cast(low, tf.int32)
+    return low, tf.minimum(low + 1, size - 1), weight
+
+
+def _bilinear_crops(images, boxes, box_indices, output_size):
+    """Separable bilinear sampling (pixel centres at half-integers) of each box, by gathers."""
+    _, height, width, channels = images.shape
+    out_height, out_width = output_size
+    top, left = boxes[:, 0] * height, boxes[:, 1] * width
+    box_height = (boxes[:, 2] - boxes[:, 0]) * height
+    box_width = (boxes[:, 3] - boxes[:, 1]) * width
+    row_low, row_high, row_weight = _axis_taps(top, box_height, height, out_height)
+    col_low, col_high, col_weight = _axis_taps(left, box_width, width, out_width)
+    rows_of_all = tf.reshape(images, (-1, width, channels))
+    offset = box_indices[:, None] * height
+    row_weight = row_weight[:, :, None, None]
+    rows = (
+        tf.gather(rows_of_all, offset + row_low) * (1.0 - row_weight)
+        + tf.gather(rows_of_all, offset + row_high) * row_weight
+    )
+    col_weight = col_weight[:, None, :, None]
+    return (
+        tf.gather(rows, col_low, axis=2, batch_dims=1) * (1.0 - col_weight)
+        + tf.gather(rows, col_high, axis=2, batch_dims=1) * col_weight
+    )
+
+
+@tf.function(jit_compile=True)
+def _compiled_crops(images, boxes, box_indices, output_size):
+    return _bilinear_crops(images, boxes, box_indices, output_size)
+
+
+@tf.function(jit_compile=True)
+def _compiled_crops_adjoint(images, boxes, box_indices, output_size, upstream):
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        crops = _bilinear_crops(images, boxes, box_indices, output_size)
+    return tape.gradient(crops, images, output_gradients=upstream)
+
+
+def crop_and_resize(images, boxes, box_indices, output_size):
+    """Bilinear crops of `images` resized to `output_size`, with an exact, deterministic gradient.
+
+    Args:
+        images: (N, H, W, C) images.
+        boxes: (B, 4) boxes (top, left, bottom, right) as fractions of the image size.
+        box_indices: (B,) int32 image of each box.
+        output_size: (h, w) static size of the crops.
+
+    Returns:
+        (B, h, w, C) crops.
+    """
+
+    @tf.custom_gradient
+    def crop(images):
+        def gradient(upstream):
+            return _compiled_crops_adjoint(images, boxes, box_indices, output_size, upstream)
+
+        return _compiled_crops(images, boxes, box_indices, output_size), gradient
+
+    return crop(images)
+
+
+def _crop_boxes(item_seeds, step, nb_crops, crop_range, crop_extent):
+    """Normalised boxes (N * K, 4) as (top, left, bottom, right), K per item.
+
+    Each crop's scale is uniform in `crop_range`; its height and width are that scale times
+    `crop_extent` (the largest box with the model's aspect ratio, in image fractions); its
+    position is uniform with the box inside the image.
+    """
+    draws = tf.concat(
+        [
+            tf.random.stateless_uniform(
+                (nb_crops, 3), seed=_stream(item_seeds[item], step, _BOXES), alg=_ALGORITHM
+            )
+            for item in range(item_seeds.shape[0])
+        ],
+        axis=0,
+    )
+    scale = crop_range[0] + (crop_range[1] - crop_range[0]) * draws[:, 0]
+    height = scale * crop_extent[0]
+    width = scale * crop_extent[1]
+    top = draws[:, 1] * (1.0 - height)
+    left = draws[:, 2] * (1.0 - width)
+    return tf.stack([top, left, top + height, left + width], axis=1)
+
+
+@tf.function(jit_compile=True)
+def _compiled_noise(item_seeds, step, shape):
+    """Uniform noise of unit standard deviation, (N * K, h, w, C), drawn per item."""
+    half_width = 3.0**0.5
+    return tf.concat(
+        [
+            tf.random.stateless_uniform(
+                shape,
+                seed=_stream(item_seeds[item], step, _NOISE),
+                minval=-half_width,
+                maxval=half_width,
+                alg=_ALGORITHM,
+            )
+            for item in range(item_seeds.shape[0])
+        ],
+        axis=0,
+    )
+
+
+@tf.function(jit_compile=True)
+def _compiled_boxes(item_seeds, step, nb_crops, crop_range, crop_extent):
+    return _crop_boxes(item_seeds, step, nb_crops, crop_range, crop_extent)
+
+
+def random_crops(
+    images: tf.Tensor,
+    item_seeds: tf.Tensor,
+    step: tf.Tensor,
+    nb_crops: int,
+    crop_range: tf.Tensor,
+    crop_extent: tf.Tensor,
+    output_size: tuple[int, int],
+    noise_std: tf.Tensor,
+) -> tf.Tensor:
+    """K random crops of each of N images, resized to `output_size`, with uniform noise.
+
+    Args:
+        images: (N, H, W, C) images.
+        item_seeds: (N, 2) int64 seeds, one per item.
+        step: Scalar int64 step index.
+        nb_crops: K, crops per image (static).
+        crop_range: (2,) smallest and largest crop scale, as fractions of `crop_extent`.
+        crop_extent: (2,) the largest crop's height and width as fractions of the image's.
+        output_size: (h, w) the model's input size (static).
+        noise_std: Scalar standard deviation of the added noise, in pixel units.
+
+    Returns:
+        (N * K, h, w, C) crops; rows i * K to i * K + K - 1 come from image i.
+    """
+    batch_size, channels = images.shape[0], images.shape[-1]
+    boxes = _compiled_boxes(item_seeds, step, nb_crops, crop_range, crop_extent)
+    box_indices = tf.repeat(tf.range(batch_size, dtype=tf.int32), nb_crops)
+    crops = crop_and_resize(images, boxes, box_indices, output_size)
+    noise = _compiled_noise(item_seeds, step, (nb_crops, *output_size, channels))
+    return crops + noise_std * noise

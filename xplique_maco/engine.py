@@ -1,0 +1,194 @@
+"""The compiled MACO step and the loop around it: phase in, phase out; transparency accumulated.
+
+One `tf.function` is kept per (feature model, objective signature, image size, crop count,
+model input size, optimizer). Targets, coefficients, seeds, learning rate, noise, crop range,
+value range and the spectrum all enter as tensors, so a new call with other values of those
+reuses the compiled step without retracing.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .augment import random_crops
+from .objectives import evaluate_terms
+from .parametrization import decorrelated_to_image, phase_to_decorrelated
+from .spectrum import Spectrum
+
+__all__ = ["RenderSettings", "render", "trace_count"]
+
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TRACES = {"count": 0}
+_INITIAL_PHASE = -1  # fold-in value of the initial phase's random stream (steps are >= 0)
+
+
+def trace_count() -> int:
+    """How many times a MACO step has been traced in this process (for tests and benchmarks)."""
+    return _TRACES["count"]
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything `render` needs besides the objective, already validated."""
+
+    nb_steps: int
+    image_shape: tuple[int, int]
+    nb_crops: int
+    crop_range: tuple[float, float]
+    noise: float
+    optimizer: object
+    learning_rate: float
+    values_range: tuple[float, float]
+    input_size: tuple[int, int]
+
+
+def _crop_extent(image_shape, input_size) -> np.ndarray:
+    """Largest crop with the model's aspect ratio, as fractions of the image height and width."""
+    scale = min(image_shape[0] / input_size[0], image_shape[1] / input_size[1])
+    return np.array(
+        [scale * input_size[0] / image_shape[0], scale * input_size[1] / image_shape[1]], np.float32
+    )
+
+
+def _build_step(extractor: keras.Model, signature, layer_names, settings: RenderSettings):
+    optimizer = settings.optimizer
+    height, width = settings.image_shape
+    nb_crops = settings.nb_crops
+    input_size = settings.input_size
+
+    @tf.function
+    def step(state, step_index, item_seeds, arguments, spectrum, controls):
+        _TRACES["count"] += 1  # Python side effect: runs only while tracing
+        phase, optimizer_state, transparency = state
+        magnitude, recorrelation, mean = spectrum
+        batch_size = phase.shape[0]
+        with tf.GradientTape() as tape:
+            tape.watch(phase)
+            decorrelated = phase_to_decorrelated(phase, magnitude, width)
+            image = decorrelated_to_image(decorrelated, recorrelation, mean, controls["values_range"])
+            crops = random_crops(
+                image,
+                item_seeds,
+                step_index,
+                nb_crops,
+                controls["crop_range"],
+                controls["crop_extent"],
+                input_size,
+                controls["noise_std"],
+            )
+            outputs = extractor(crops, training=False)
+            if not isinstance(outputs, (list, tuple)):
+                outputs = [outputs]
+            values = evaluate_terms(
+                signature, dict(zip(layer_names, outputs, strict=True)), arguments, batch_size
+            )
+            per_item = tf.reduce_mean(values, axis=1)
+            total = tf.reduce_sum(per_item)
+        phase_gradient, image_gradient = tape.gradient(
+            total, [phase, image], unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        # Gradient ascent: the optimizers minimise, so they receive the negated gradient.
+        phase, optimizer_state = optimizer.apply(
+            phase, -phase_gradient, optimizer_state, controls["learning_rate"], step_index
+        )
+        transparency = transparency + tf.reduce_mean(tf.abs(image_gradient), axis=-1, keepdims=True)
+        return (phase, optimizer_state, transparency), per_item
+
+    return step
+
+
+def _compiled_step(extractor, signature, layer_names, settings: RenderSettings):
+    key = (
+        signature,
+        layer_names,
+        settings.image_shape,
+        settings.nb_crops,
+        settings.input_size,
+        settings.optimizer,
+    )
+    per_model = _STEPS.setdefault(extractor, {})
+    if key not in per_model:
+        per_model[key] = _build_step(extractor, signature, layer_names, settings)
+    return per_model[key]
+
+
+def _initial_phase(item_seeds: tf.Tensor, channels: int, image_shape) -> tf.Tensor:
+    height, width = image_shape
+    shape = (channels, height, width // 2 + 1)
+    phases = [
+        tf.random.stateless_uniform(
+            shape,
+            seed=tf.random.experimental.stateless_fold_in(seed, _INITIAL_PHASE),
+            minval=-math.pi,
+            maxval=math.pi,
+        )
+        for seed in tf.unstack(item_seeds)
+    ]
+    return tf.stack(phases)
+
+
+def render(
+    extractor: keras.Model,
+    signature: tuple,
+    layer_names: tuple[str, ...],
+    arguments: list,
+    spectrum: Spectrum,
+    item_seeds: np.ndarray,
+    settings: RenderSettings,
+    on_step: Callable[[int, tf.Tensor], None] | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Optimises the phase of N images; returns images (N, H, W, C) and transparencies (N, H, W, 1).
+
+    Args:
+        extractor: Feature model (from `features.feature_model`).
+        signature: The objective's signature.
+        layer_names: Names of the extractor's outputs, in order.
+        arguments: The objective's arguments.
+        spectrum: A spectrum already at `settings.image_shape`.
+        item_seeds: (N, 2) int64 seeds, one per batch item.
+        settings: Validated settings.
+        on_step: Called after each step with the step index and the per-item objective values
+            (N,) measured at that step, before the update.
+    """
+    step = _compiled_step(extractor, signature, layer_names, settings)
+    item_seeds = tf.constant(item_seeds, tf.int64)
+    arguments = tf.nest.map_structure(tf.convert_to_tensor, arguments)
+    spectrum_tensors = (
+        tf.constant(spectrum.magnitude),
+        tf.constant(spectrum.recorrelation),
+        tf.constant(spectrum.mean),
+    )
+    controls = {
+        "values_range": tf.constant(settings.values_range, tf.float32),
+        "crop_range": tf.constant(settings.crop_range, tf.float32),
+        "crop_extent": tf.constant(_crop_extent(settings.image_shape, settings.input_size)),
+        "noise_std": tf.constant(
+            settings.noise * (settings.values_range[1] - settings.values_range[0]), tf.float32
+        ),
+        "learning_rate": tf.constant(settings.learning_rate, tf.float32),
+    }
+    phase = _initial_phase(item_seeds, spectrum.channels, settings.image_shape)
+    batch_size = phase.shape[0]
+    transparency = tf.zeros((batch_size, *settings.image_shape, 1))
+    state = (phase, settings.optimizer.init(phase), transparency)
+    for index in range(settings.nb_steps):
+        state, values = step(
+            state, tf.constant(index, tf.int64), item_seeds, arguments, spectrum_tensors, controls
+        )
+        if on_step is not None:
+            on_step(index, values)
+    phase, _, transparency = state
+    images = decorrelated_to_image(
+        phase_to_decorrelated(phase, spectrum_tensors[0], settings.image_shape[1]),
+        spectrum_tensors[1],
+        spectrum_tensors[2],
+        controls["values_range"],
+    )
+    return images, transparency / settings.nb_steps

@@ -1,0 +1,189 @@
+"""The user-facing `maco(...)`: validates everything, then runs the compiled engine."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from .engine import RenderSettings, render
+from .features import feature_model, image_input_shape
+from .objectives import Objective
+from .optimizers import get_optimizer
+from .spectrum import Spectrum, _check_range, natural_spectrum
+
+__all__ = ["maco"]
+
+_DEFAULT_INPUT_SIZE = 224
+_MIN_CROP_PIXELS = 4
+_MAX_SEED = 2**63 - 1
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive int, received {value!r}.")
+    return int(value)
+
+
+def _pair_of_ints(name: str, value, minimum: int = 1) -> tuple[int, int]:
+    try:
+        first, second = value
+        if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in (first, second)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a pair of ints (height, width), received {value!r}.") from None
+    if first < minimum or second < minimum:
+        raise ValueError(f"`{name}` must be at least ({minimum}, {minimum}), received {value!r}.")
+    return int(first), int(second)
+
+
+def _crop_range(crop_size) -> tuple[float, float]:
+    if isinstance(crop_size, numbers.Real):
+        crop_size = (crop_size, crop_size)
+    try:
+        low, high = (float(value) for value in crop_size)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`crop_size` must be a fraction or a pair (smallest, largest) of fractions of the "
+            f"image side, received {crop_size!r}."
+        ) from None
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"`crop_size` must satisfy 0 < smallest <= largest <= 1, received {crop_size!r}.")
+    return low, high
+
+
+def _spectrum_for(magnitude, channels: int, image_shape: tuple[int, int]) -> Spectrum:
+    if magnitude is None:
+        spectrum = natural_spectrum(channels)
+    elif isinstance(magnitude, Spectrum):
+        spectrum = magnitude
+    else:
+        spectrum = Spectrum.from_magnitude(magnitude)
+    if spectrum.channels != channels:
+        raise ValueError(
+            f"The magnitude has {spectrum.channels} channels but the model takes {channels}; "
+            "pass a spectrum computed from images with the model's channels "
+            "(xplique_maco.compute_spectrum)."
+        )
+    return spectrum.resized(*image_shape)
+
+
+def _item_seeds(seed, batch_size: int) -> np.ndarray:
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2**31))
+    elif (
+        isinstance(seed, (bool, np.bool_))
+        or not isinstance(seed, numbers.Integral)
+        or not (0 <= seed <= _MAX_SEED)
+    ):
+        raise ValueError(f"`seed` must be None or an int in [0, 2**63 - 1], received {seed!r}.")
+    return np.stack([np.full(batch_size, seed), np.arange(batch_size)], axis=1).astype(np.int64)
+
+
+def maco(
+    objective: Objective,
+    nb_steps: int = 256,
+    image_shape: tuple[int, int] = (512, 512),
+    nb_crops: int = 32,
+    crop_size: float | tuple[float, float] = (0.25, 0.6),
+    noise: float = 0.05,
+    optimizer="nadam",
+    learning_rate: float = 1.0,
+    values_range: tuple[float, float] = (0.0, 1.0),
+    magnitude=None,
+    seed: int | None = None,
+    model_input_size: tuple[int, int] | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Feature visualisation by MAgnitude Constrained Optimisation (Fel et al., 2023).
+
+    Only the Fourier phase of each image is optimised; its Fourier magnitude stays that of
+    natural images. Each step renders the images, cuts `nb_crops` random crops of each,
+    resizes them to the model's input size, adds noise and ascends the objective's gradient.
+    The transparency is the average |d objective / d image| over all steps: where the model
+    looked while the image was built.
+
+    Args:
+        objective: What to maximise; a batch of N gives N images.
+        nb_steps: Number of optimisation steps.
+        image_shape: (height, width) of the images; any size, odd and non-square included.
+        nb_crops: Crops per image per step.
+        crop_size: Side of the crops as a fraction of the largest crop with the model's
+            aspect ratio that fits the image: a pair (smallest, largest) sampled uniformly, or
+            one fraction.
+        noise: Standard deviation of the Gaussian noise added to crops, as a fraction of the
+            width of `values_range`.
+        optimizer: "nadam", "adam", "sgd", or an instance from `xplique_maco.optimizers`.
+        learning_rate: Step size of the optimizer on the phase (radians).
+        values_range: (low, high) the model's input range; images are squashed into it.
+        magnitude: None for the shipped natural spectrum (colour for 3 channels, grayscale
+            otherwise), a `Spectrum` (e.g. from `compute_spectrum`), or a bare array
+            (C, H, W // 2 + 1) of magnitudes of [0, 1]-scaled images. Resized to `image_shape`.
+        seed: Makes the result reproducible; item i of a batch uses (seed, i), so it gets the
+            same image whatever the rest of the batch is. None draws a seed.
+        model_input_size: (height, width) crops are resized to. Defaults to the model's input
+            size, or 224 x 224 when the model accepts any size.
+
+    Returns:
+        `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
+        (N, H, W, 1) >= 0.
+
+    Example:
+    >>> images, transparencies = maco(Neuron(model, -1, [1, 94]), nb_steps=128, seed=0)
+    """
+    if not isinstance(objective, Objective):
+        raise TypeError(
+            f"`objective` must be an Objective (Neuron, Channel, Layer, Direction or a "
+            f"combination), received {type(objective).__name__}."
+        )
+    input_shape = image_input_shape(objective.model)
+    channels = input_shape[-1]
+    nb_steps = _positive_int("nb_steps", nb_steps)
+    nb_crops = _positive_int("nb_crops", nb_crops)
+    image_shape = _pair_of_ints("image_shape", image_shape)
+    crop_range = _crop_range(crop_size)
+    if model_input_size is None:
+        model_input_size = tuple(size or _DEFAULT_INPUT_SIZE for size in input_shape[1:3])
+    else:
+        model_input_size = _pair_of_ints("model_input_size", model_input_size)
+        fixed = tuple(input_shape[1:3])
+        if any(f is not None and f != s for f, s in zip(fixed, model_input_size, strict=True)):
+            raise ValueError(
+                f"`model_input_size` {model_input_size} conflicts with the model's input shape {input_shape}."
+            )
+    smallest_crop = crop_range[0] * min(image_shape)
+    if smallest_crop < _MIN_CROP_PIXELS:
+        needed = int(np.ceil(_MIN_CROP_PIXELS / crop_range[0]))
+        raise ValueError(
+            f"`image_shape` {image_shape} is too small: its smallest crops ({crop_range[0]:g} of "
+            f"the side) would span {smallest_crop:.1f} pixels. Use at least {needed} pixels per "
+            f"side, or a larger smallest `crop_size`."
+        )
+    if not isinstance(noise, numbers.Real) or not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"`noise` must be a finite number >= 0, received {noise!r}.")
+    if not isinstance(learning_rate, numbers.Real) or not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise ValueError(f"`learning_rate` must be a finite number > 0, received {learning_rate!r}.")
+    values_range = _check_range(values_range)
+    settings = RenderSettings(
+        nb_steps=nb_steps,
+        image_shape=image_shape,
+        nb_crops=nb_crops,
+        crop_range=crop_range,
+        noise=float(noise),
+        optimizer=get_optimizer(optimizer),
+        learning_rate=float(learning_rate),
+        values_range=values_range,
+        input_size=model_input_size,
+    )
+    spectrum = _spectrum_for(magnitude, channels, image_shape)
+    item_seeds = _item_seeds(seed, objective.batch_size)
+    extractor = feature_model(objective.model, objective.layer_names)
+    return render(
+        extractor,
+        objective.signature,
+        objective.layer_names,
+        objective.arguments(),
+        spectrum,
+        item_seeds,
+        settings,
+    )

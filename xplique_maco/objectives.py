@@ -1,0 +1,463 @@
+"""Objectives: what to maximise inside a Keras model, and their algebra."""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from dataclasses import dataclass, replace
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["Objective", "Neuron", "Channel", "Layer", "Direction", "evaluate_terms"]
+
+_SUPPORTED_RANKS = {2: "dense (N, D)", 3: "tokens (N, T, D)", 4: "convolutional (N, H, W, C)"}
+_EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One weighted reduction of one layer's output.
+
+    `kind` and `layer` are static (they shape the compiled graph); everything in `arguments`
+    and the coefficient enters the graph as a tensor, so changing them does not retrace.
+    """
+
+    kind: str
+    layer: str
+    rank: int
+    coefficient: float
+    arguments: dict  # name -> np.ndarray; "index" and "vector" lead with the batch axis
+    text: str
+
+    @property
+    def batch_size(self) -> int:
+        for name in ("index", "vector"):
+            if name in self.arguments:
+                return len(self.arguments[name])
+        return 1
+
+    @property
+    def signature(self) -> tuple:
+        return (self.kind, self.layer, self.rank)
+
+    def broadcast(self, batch_size: int) -> _Term:
+        arguments = dict(self.arguments)
+        for name in ("index", "vector"):
+            if name in arguments and len(arguments[name]) != batch_size:
+                arguments[name] = np.repeat(arguments[name], batch_size, axis=0)
+        return replace(self, arguments=arguments)
+
+
+class Objective:
+    """A weighted sum of reductions of layer outputs; each batch item gives one image.
+
+    Build objectives with `Neuron`, `Channel`, `Layer` or `Direction` and combine them with
+    `+`, `-`, unary `-`, and multiplication or division by a scalar. A batch of size 1
+    broadcasts against a batch of size N.
+
+    Example:
+    >>> objective = Channel(model, "conv2", 3) + 0.5 * Layer(model, "conv1")
+    >>> objective
+    Channel(conv2, 3) + 0.5 * Layer(conv1)
+    """
+
+    def __init__(self, model: keras.Model, terms: tuple[_Term, ...]):
+        self.model = model
+        self.terms = tuple(terms)
+
+    @property
+    def batch_size(self) -> int:
+        """Number of images this objective asks for."""
+        return max(term.batch_size for term in self.terms)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """The distinct layers the objective reads, in order of first use."""
+        return tuple(dict.fromkeys(term.layer for term in self.terms))
+
+    @property
+    def signature(self) -> tuple:
+        """What shapes the compiled graph: kinds and layers of the terms, not their targets."""
+        return tuple(term.signature for term in self.terms)
+
+    def arguments(self) -> list[dict[str, np.ndarray]]:
+        """Per-term tensors (targets and coefficients), broadcast to the batch size."""
+        batch_size = self.batch_size
+        return [
+            {
+                **term.broadcast(batch_size).arguments,
+                "coefficient": np.float32(term.coefficient),
+            }
+            for term in self.terms
+        ]
+
+    def __add__(self, other: Objective) -> Objective:
+        if isinstance(other, numbers.Number) and other == 0:
+            return self  # lets sum() start from 0
+        if not isinstance(other, Objective):
+            return NotImplemented
+        if other.model is not self.model:
+            raise ValueError(
+                "Cannot combine objectives built on different models "
+                f"({self.model.name!r} and {other.model.name!r}); all terms of an objective "
+                "must read the same model."
+            )
+        sizes = {self.batch_size, other.batch_size}
+        if len(sizes - {1}) > 1:
+            raise ValueError(
+                f"Cannot combine objectives with batch sizes {self.batch_size} and "
+                f"{other.batch_size}: sizes must be equal, or one of them 1 (it is broadcast). "
+                f"Left: {self!r}. Right: {other!r}."
+            )
+        return Objective(self.model, self.terms + other.terms)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Objective:
+        return self * -1.0
+
+    def __sub__(self, other: Objective) -> Objective:
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return self + (-other)
+
+    def __mul__(self, factor: float) -> Objective:
+        if not isinstance(factor, numbers.Real) or isinstance(factor, bool):
+            if isinstance(factor, Objective):
+                raise TypeError("Objectives can be multiplied by a scalar only, not by another objective.")
+            return NotImplemented
+        if not np.isfinite(factor):
+            raise ValueError(f"Cannot multiply an objective by {factor}: the factor must be finite.")
+        terms = tuple(replace(t, coefficient=t.coefficient * float(factor)) for t in self.terms)
+        return Objective(self.model, terms)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor: float) -> Objective:
+        if not isinstance(divisor, numbers.Real) or isinstance(divisor, bool):
+            return NotImplemented
+        if divisor == 0:
+            raise ZeroDivisionError("Cannot divide an objective by zero.")
+        return self * (1.0 / float(divisor))
+
+    def __repr__(self) -> str:
+        parts = []
+        for position, term in enumerate(self.terms):
+            sign = "-" if term.coefficient < 0 else "+"
+            size = abs(term.coefficient)
+            scaled = term.text if size == 1 else f"{size:g} * {term.text}"
+            if position == 0:
+                parts.append(("-" if sign == "-" else "") + scaled)
+            else:
+                parts.append(f" {sign} {scaled}")
+        return "".join(parts)
+
+
+def _find_layer(model: keras.Model, layer: str | int) -> keras.layers.Layer:
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Expected a keras.Model, received {type(model).__name__}.")
+    layers = model.layers
+    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (str, numbers.Integral)):
+        raise TypeError(
+            f"`layer` must be a layer name (str) or an index (int), received {layer!r} "
+            f"of type {type(layer).__name__}."
+        )
+    if isinstance(layer, str):
+        for candidate in layers:
+            if candidate.name == layer:
+                return candidate
+        names = [candidate.name for candidate in layers]
+        close = difflib.get_close_matches(layer, names, n=3)
+        hint = f" Did you mean {' or '.join(repr(name) for name in close)}?" if close else ""
+        listed = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+        raise ValueError(
+            f"Layer {layer!r} not found in model {model.name!r}.{hint} Available layers: {listed}."
+        )
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(
+            f"Layer index {layer} is out of range for model {model.name!r} with {len(layers)} "
+            f"layers (accepted: {-len(layers)} to {len(layers) - 1}). Note: in Keras 3, "
+            "Sequential.layers has no InputLayer while a functional model's does."
+        )
+    return layers[int(layer)]
+
+
+def _layer_output_shape(model: keras.Model, layer: keras.layers.Layer) -> tuple:
+    try:
+        output = layer.output
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"Cannot read the output of layer {layer.name!r} in model {model.name!r}: {error} "
+            "Build the model on a keras.Input first, and target a layer used once."
+        ) from None
+    if isinstance(output, (list, tuple, dict)):
+        raise ValueError(
+            f"Layer {layer.name!r} has several outputs; objectives need a layer with one output."
+        )
+    shape = tuple(output.shape)
+    if len(shape) not in _SUPPORTED_RANKS:
+        accepted = "; ".join(f"rank {rank}: {text}" for rank, text in _SUPPORTED_RANKS.items())
+        raise ValueError(
+            f"Layer {layer.name!r} outputs shape {shape} (rank {len(shape)}), which is not "
+            f"supported. Accepted: {accepted}."
+        )
+    return shape
+
+
+def _as_indices(index, units: int | None, layer_name: str) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(index))
+    if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"`index` must be an int or a non-empty list of ints, received {index!r}.")
+    if units is not None and ((values < 0) | (values >= units)).any():
+        bad = values[(values < 0) | (values >= units)]
+        raise ValueError(
+            f"Index {bad.tolist()} out of range for layer {layer_name!r} with {units} units "
+            f"(accepted: 0 to {units - 1})."
+        )
+    return values.astype(np.int32)
+
+
+def _as_position(position, shape: tuple, layer_name: str) -> np.ndarray:
+    """A static position, or -1 entries meaning 'the centre', resolved inside the graph."""
+    rank = len(shape)
+    spatial = shape[1:-1]
+    if rank == 2:
+        if position is not None:
+            raise ValueError(
+                f"Layer {layer_name!r} is dense (shape {shape}); it has no positions, "
+                "so `position` must be None."
+            )
+        return np.zeros((0,), np.int32)
+    if position is None:
+        return np.full((rank - 2,), -1, np.int32)
+    values = np.atleast_1d(np.asarray(position))
+    expected = "an int (token index)" if rank == 3 else "a (row, column) pair"
+    if values.shape != (rank - 2,) or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(
+            f"`position` for layer {layer_name!r} with shape {shape} must be {expected}, "
+            f"received {position!r}."
+        )
+    for value, size in zip(values, spatial, strict=True):
+        if value < 0 or (size is not None and value >= size):
+            raise ValueError(
+                f"Position {tuple(values.tolist())} is outside layer {layer_name!r} whose "
+                f"positions span {spatial}."
+            )
+    return values.astype(np.int32)
+
+
+def _format_index(indices: np.ndarray) -> str:
+    if len(indices) == 1:
+        return str(int(indices[0]))
+    shown = ", ".join(str(int(i)) for i in indices[:6])
+    return f"[{shown}{', ...' if len(indices) > 6 else ''}]"
+
+
+class Neuron(Objective):
+    """Maximise one unit of a layer at one position: one image per index.
+
+    Args:
+        model: The Keras model to explain (one image input, channels last).
+        layer: Layer name or index in `model.layers` (negative allowed).
+        index: Unit (channel) index, or a list of indices for a batch (one image each).
+        position: For convolutional outputs a (row, column) pair, for token outputs a token
+            index. Defaults to the centre. Must be None for dense outputs.
+
+    Example:
+    >>> objective = Neuron(model, -1, [1, 94, 130])  # three logits, three images
+    """
+
+    def __init__(self, model: keras.Model, layer: str | int, index, position=None):
+        found = _find_layer(model, layer)
+        shape = _layer_output_shape(model, found)
+        indices = _as_indices(index, shape[-1], found.name)
+        where = _as_position(position, shape, found.name)
+        shown = "" if position is None else f", position={tuple(where.tolist())}"
+        term = _Term(
+            kind="neuron",
+            layer=found.name,
+            rank=len(shape),
+            coefficient=1.0,
+            arguments={"index": indices, "position": where},
+            text=f"Neuron({found.name}, {_format_index(indices)}{shown})",
+        )
+        super().__init__(model, (term,))
+
+
+class Channel(Objective):
+    """Maximise the mean of one channel over all positions (or the unit of a dense layer).
+
+    Args:
+        model: The Keras model to explain.
+        layer: Layer name or index in `model.layers`.
+        index: Channel index, or a list of indices for a batch (one image each).
+
+    Example:
+    >>> objective = Channel(model, "block4_conv3", 12)
+    """
+
+    def __init__(self, model: keras.Model, layer: str | int, index):
+        found = _find_layer(model, layer)
+        shape = _layer_output_shape(model, found)
+        indices = _as_indices(index, shape[-1], found.name)
+        term = _Term(
+            kind="channel",
+            layer=found.name,
+            rank=len(shape),
+            coefficient=1.0,
+            arguments={"index": indices},
+            text=f"Channel({found.name}, {_format_index(indices)})",
+        )
+        super().__init__(model, (term,))
+
+
+class Layer(Objective):
+    """Maximise the mean squared activation of a whole layer (DeepDream-like).
+
+    Args:
+        model: The Keras model to explain.
+        layer: Layer name or index in `model.layers`.
+
+    Example:
+    >>> objective = Layer(model, "block5_conv3")
+    """
+
+    def __init__(self, model: keras.Model, layer: str | int):
+        found = _find_layer(model, layer)
+        shape = _layer_output_shape(model, found)
+        term = _Term(
+            kind="layer",
+            layer=found.name,
+            rank=len(shape),
+            coefficient=1.0,
+            arguments={},
+            text=f"Layer({found.name})",
+        )
+        super().__init__(model, (term,))
+
+
+class Direction(Objective):
+    """Maximise the activation along a direction, weighted by cosine similarity to it.
+
+    At each position the value is `dot(a, v) * max(cos(a, v), 1e-6) ** cossim_power` with `v`
+    the unit direction; positions are averaged. A 2-D array of directions makes a batch.
+
+    Args:
+        model: The Keras model to explain.
+        layer: Layer name or index in `model.layers`.
+        vectors: One direction of shape (D,) or a batch of directions of shape (N, D), with D
+            the layer's number of channels.
+        cossim_power: How strongly to favour activations aligned with the direction
+            (0 gives the plain dot product).
+
+    Example:
+    >>> objective = Direction(model, "block4_conv3", concept_vectors)  # one image per concept
+    """
+
+    def __init__(self, model: keras.Model, layer: str | int, vectors, cossim_power: float = 2.0):
+        found = _find_layer(model, layer)
+        shape = _layer_output_shape(model, found)
+        directions = np.asarray(vectors, dtype=np.float32)
+        if directions.ndim == 1:
+            directions = directions[None]
+        units = shape[-1]
+        if (
+            directions.ndim != 2
+            or directions.shape[0] == 0
+            or (units is not None and directions.shape[1] != units)
+        ):
+            raise ValueError(
+                f"Direction vectors for layer {found.name!r} must have shape ({units},) or "
+                f"(N, {units}); received shape {np.shape(vectors)}."
+            )
+        if not np.isfinite(directions).all():
+            raise ValueError("Direction vectors must be finite (no NaN or inf).")
+        norms = np.linalg.norm(directions, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise ValueError("Direction vectors must be non-zero.")
+        if not isinstance(cossim_power, numbers.Real) or cossim_power < 0:
+            raise ValueError(f"`cossim_power` must be a number >= 0, received {cossim_power!r}.")
+        count = "" if len(directions) == 1 else f", {len(directions)} directions"
+        term = _Term(
+            kind="direction",
+            layer=found.name,
+            rank=len(shape),
+            coefficient=1.0,
+            arguments={
+                "vector": directions / norms,
+                "power": np.float32(cossim_power),
+            },
+            text=f"Direction({found.name}{count})",
+        )
+        super().__init__(model, (term,))
+
+
+# ---- evaluation inside the compiled graph: pure functions of tensors ----
+
+
+def _at_position(activation: tf.Tensor, position: tf.Tensor) -> tf.Tensor:
+    """Picks one position from (N, K, *positions, D); -1 entries mean the centre."""
+    spatial = tf.shape(activation)[2:-1]
+    position = tf.where(position < 0, spatial // 2, position)
+    rank = activation.shape.rank
+    if rank == 4:
+        return activation[:, :, position[0], :]
+    return activation[:, :, position[0], position[1], :]
+
+
+def _pick_unit(activation: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """(N, K, D) with per-item indices (N,) -> (N, K)."""
+    return tf.gather(activation, index[:, None], axis=2, batch_dims=1)[..., 0]
+
+
+def _neuron(activation, arguments):
+    if activation.shape.rank > 3:
+        activation = _at_position(activation, arguments["position"])
+    return _pick_unit(activation, arguments["index"])
+
+
+def _channel(activation, arguments):
+    if activation.shape.rank > 3:
+        activation = tf.reduce_mean(activation, axis=list(range(2, activation.shape.rank - 1)))
+    return _pick_unit(activation, arguments["index"])
+
+
+def _layer(activation, arguments):
+    return tf.reduce_mean(tf.square(activation), axis=list(range(2, activation.shape.rank)))
+
+
+def _direction(activation, arguments):
+    vector = arguments["vector"]  # (N, D), unit norm
+    broadcast_shape = [tf.shape(vector)[0]] + [1] * (activation.shape.rank - 2) + [-1]
+    vector = tf.reshape(vector, broadcast_shape)
+    dot = tf.reduce_sum(activation * vector, axis=-1)
+    cosine = dot / (tf.norm(activation, axis=-1) + _EPSILON)
+    weighted = dot * tf.pow(tf.clip_by_value(cosine, _EPSILON, 1.0), arguments["power"])
+    return tf.reduce_mean(weighted, axis=list(range(2, weighted.shape.rank)))
+
+
+_REDUCERS = {"neuron": _neuron, "channel": _channel, "layer": _layer, "direction": _direction}
+
+
+def evaluate_terms(signature: tuple, activations: dict, arguments: list, batch_size: int) -> tf.Tensor:
+    """Objective values (N, K) for activations of N * K inputs, K consecutive ones per item.
+
+    Args:
+        signature: `Objective.signature`.
+        activations: Layer name -> activation tensor with N * K leading rows.
+        arguments: `Objective.arguments()` as tensors.
+        batch_size: N.
+
+    Returns:
+        A (N, K) tensor: each item's objective on each of its K inputs.
+    """
+    total = 0.0
+    for (kind, layer, _rank), term_arguments in zip(signature, arguments, strict=True):
+        activation = tf.cast(activations[layer], tf.float32)
+        shape = tf.concat([[batch_size, -1], tf.shape(activation)[1:]], axis=0)
+        activation = tf.reshape(activation, shape)
+        value = _REDUCERS[kind](activation, term_arguments)
+        total = total + term_arguments["coefficient"] * value
+    return total

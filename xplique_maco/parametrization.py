@@ -1,0 +1,83 @@
+"""Phase -> image: a fixed Fourier magnitude, the optimised phase, colour recorrelation, value range."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["hermitian_phase", "phase_to_decorrelated", "decorrelated_to_image", "phase_to_image"]
+
+
+def _self_conjugate_masks(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mirrored_rows = (-np.arange(height)) % height
+    self_conjugate_rows = mirrored_rows == np.arange(height)
+    edge_columns = np.zeros(width // 2 + 1, bool)
+    edge_columns[0] = True
+    if width % 2 == 0:
+        edge_columns[-1] = True
+    return mirrored_rows, self_conjugate_rows, edge_columns
+
+
+def hermitian_phase(phase: tf.Tensor, width: int) -> tf.Tensor:
+    """Makes the phase of the half-spectrum consistent with a real image.
+
+    In the columns of an rfft that are their own mirror (frequency 0 and, for even widths,
+    Nyquist), the bin at row u and the bin at row -u are conjugates in any real image. An
+    arbitrary phase there would be projected by irfft2d, shrinking the magnitude. Using
+    `(phase[u] - phase[-u]) / 2` makes them conjugate, so the magnitude is kept exactly; the
+    few bins that are their own conjugate stay real (magnitude times cos(phase)).
+
+    Args:
+        phase: (..., H, W // 2 + 1) phases.
+        width: The image width W.
+
+    Returns:
+        Phases of the same shape.
+    """
+    height = phase.shape[-2]
+    mirrored_rows, self_conjugate_rows, edge_columns = _self_conjugate_masks(height, width)
+    mirrored = tf.gather(phase, mirrored_rows, axis=-2)
+    antisymmetric = tf.where(self_conjugate_rows[:, None], phase, 0.5 * (phase - mirrored))
+    return tf.where(edge_columns[None, :], antisymmetric, phase)
+
+
+def phase_to_decorrelated(phase: tf.Tensor, magnitude: tf.Tensor, width: int) -> tf.Tensor:
+    """The image in decorrelated channels whose rfft2d has the given magnitude and phase.
+
+    Args:
+        phase: (N, C, H, W // 2 + 1) phases.
+        magnitude: (C, H, W // 2 + 1) magnitudes.
+        width: The image width W.
+
+    Returns:
+        (N, H, W, C) real image, before colour recorrelation and squashing.
+    """
+    phase = hermitian_phase(phase, width)
+    spectrum = tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
+    height = phase.shape[-2]
+    image = tf.signal.irfft2d(spectrum, fft_length=[height, width])
+    return tf.transpose(image, (0, 2, 3, 1))
+
+
+def decorrelated_to_image(
+    decorrelated: tf.Tensor,
+    recorrelation: tf.Tensor,
+    mean: tf.Tensor,
+    values_range: tf.Tensor,
+) -> tf.Tensor:
+    """Recorrelates channels, then squashes pixels smoothly into `values_range`.
+
+    The squash is a sigmoid with unit slope at mid-grey in [0, 1] units, so typical natural
+    contrast passes almost unchanged while outliers are compressed, never clipped (clipping
+    would stop the gradient).
+    """
+    pixels = tf.einsum("nhwd,cd->nhwc", decorrelated, recorrelation) + mean
+    squashed = tf.sigmoid(4.0 * (pixels - 0.5))
+    low, high = values_range[0], values_range[1]
+    return low + (high - low) * squashed
+
+
+def phase_to_image(phase, magnitude, recorrelation, mean, values_range, width: int) -> tf.Tensor:
+    """Phase (N, C, H, W // 2 + 1) -> image (N, H, W, C) in `values_range`."""
+    decorrelated = phase_to_decorrelated(phase, magnitude, width)
+    return decorrelated_to_image(decorrelated, recorrelation, mean, values_range)
