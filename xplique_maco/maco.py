@@ -86,7 +86,7 @@ def maco(
     nb_steps: int = 256,
     image_shape: tuple[int, int] = (512, 512),
     nb_crops: int = 32,
-    crop_size: float | tuple[float, float] = (0.25, 0.6),
+    crop_size: float | tuple[float, float] = (0.3, 1.0),
     noise: float = 0.05,
     optimizer="nadam",
     learning_rate: float = 1.0,

@@ -1,0 +1,195 @@
+"""Seeing results: images with their transparency as alpha, grids, and PNG files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["to_uint8", "transparency_to_alpha", "save_image", "save_rgba", "plot_maco", "plot_maco_grid"]
+
+
+def _numpy(array) -> np.ndarray:
+    return array.numpy() if isinstance(array, tf.Tensor) else np.asarray(array)
+
+
+def to_uint8(images, values_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Maps images from `values_range` to uint8 0..255 (values outside are clipped).
+
+    Example:
+    >>> to_uint8(images, values_range=(-1, 1))
+    """
+    low, high = values_range
+    if not high > low:
+        raise ValueError(f"`values_range` must satisfy low < high, received {values_range!r}.")
+    scaled = (_numpy(images).astype(np.float64) - low) / (high - low)
+    return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def transparency_to_alpha(transparency, percentile: float = 99.0) -> np.ndarray:
+    """Scales a transparency map (H, W[, 1]) or batch to alpha in [0, 1], robust to outliers.
+
+    Each map is divided by its own `percentile`-th percentile and clipped, so a few very bright
+    pixels do not make the rest invisible.
+    """
+    maps = _numpy(transparency).astype(np.float64)
+    if maps.shape[-1] == 1:
+        maps = maps[..., 0]
+    flat = maps.reshape((-1, *maps.shape[-2:])) if maps.ndim >= 2 else maps
+    ceilings = np.percentile(flat.reshape(len(flat), -1), percentile, axis=1)
+    ceilings = np.where(ceilings > 0, ceilings, 1.0)
+    alpha = np.clip(flat / ceilings[:, None, None], 0.0, 1.0)
+    return alpha.reshape(maps.shape)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    """Writes to a temporary file in the same folder, then renames: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save_image(path, image, values_range: tuple[float, float] = (0.0, 1.0)) -> Path:
+    """Saves one image (H, W, C) with C in {1, 3} as PNG; returns the path."""
+    pixels = to_uint8(image, values_range)
+    if pixels.ndim != 3 or pixels.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"Expected one image (H, W, C) with C in (1, 3, 4), received shape {pixels.shape}.")
+    path = Path(path)
+    _atomic_write(path, tf.io.encode_png(pixels).numpy())
+    return path
+
+
+def save_rgba(path, image, transparency, values_range=(0.0, 1.0), percentile: float = 99.0) -> Path:
+    """Saves an image with its transparency as the alpha channel (RGBA PNG); returns the path."""
+    pixels = to_uint8(image, values_range)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    alpha = np.round(transparency_to_alpha(transparency, percentile) * 255).astype(np.uint8)
+    if alpha.shape != pixels.shape[:2]:
+        raise ValueError(f"Transparency shape {alpha.shape} does not match image shape {pixels.shape[:2]}.")
+    path = Path(path)
+    _atomic_write(path, tf.io.encode_png(np.dstack([pixels, alpha])).numpy())
+    return path
+
+
+def _display(image, transparency, values_range, percentile, show_alpha: bool) -> np.ndarray:
+    pixels = to_uint8(image, values_range).astype(np.float64) / 255.0
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    if transparency is None or not show_alpha:
+        return pixels
+    return np.dstack([pixels, transparency_to_alpha(transparency, percentile)])
+
+
+def plot_maco(
+    image,
+    transparency=None,
+    values_range: tuple[float, float] = (0.0, 1.0),
+    percentile: float = 99.0,
+    show: str = "alpha",
+    title: str | None = None,
+    ax=None,
+):
+    """Shows a visualisation with its transparency as alpha (or beside it); returns the axes.
+
+    Args:
+        image: (H, W, C) image, or (1, H, W, C).
+        transparency: (H, W, 1) map, or None.
+        values_range: The range of the image values.
+        percentile: Alpha is the map divided by this percentile of itself, clipped to 1.
+        show: "alpha" (image with alpha), "image" (image alone) or "both" (image, then the map).
+        title: Optional title.
+        ax: Matplotlib axes to draw in (for "both", a pair); created if None.
+
+    Returns:
+        The matplotlib axes (a list of two for "both").
+
+    Example:
+    >>> images, transparencies = maco(objective)
+    >>> plot_maco(images[0], transparencies[0])
+    """
+    import matplotlib.pyplot as plt
+
+    if show not in ("alpha", "image", "both"):
+        raise ValueError(f"`show` must be 'alpha', 'image' or 'both', received {show!r}.")
+    image = _numpy(image)
+    image = image[0] if image.ndim == 4 else image
+    if transparency is not None:
+        transparency = _numpy(transparency)
+        transparency = transparency[0] if transparency.ndim == 4 else transparency
+    if show == "both":
+        if transparency is None:
+            raise ValueError("show='both' needs a transparency map.")
+        axes = ax if ax is not None else plt.subplots(1, 2, figsize=(8, 4))[1]
+        axes[0].imshow(_display(image, None, values_range, percentile, False))
+        axes[1].imshow(transparency_to_alpha(transparency, percentile), cmap="magma", vmin=0, vmax=1)
+        for axis in axes:
+            axis.axis("off")
+        if title:
+            axes[0].set_title(title)
+        return list(axes)
+    axis = ax if ax is not None else plt.subplots(figsize=(4, 4))[1]
+    axis.imshow(_display(image, transparency, values_range, percentile, show == "alpha"))
+    axis.axis("off")
+    if title:
+        axis.set_title(title)
+    return axis
+
+
+def plot_maco_grid(
+    images,
+    transparencies=None,
+    titles: Sequence[str] | None = None,
+    columns: int = 4,
+    values_range: tuple[float, float] = (0.0, 1.0),
+    percentile: float = 99.0,
+    show: str = "alpha",
+    size: float = 3.0,
+):
+    """Shows a batch of visualisations in a grid with optional titles; returns the figure.
+
+    Example:
+    >>> figure = plot_maco_grid(images, transparencies, titles=[classes[i] for i in indices])
+    >>> figure.savefig("grid.png")
+    """
+    import matplotlib.pyplot as plt
+
+    images = _numpy(images)
+    count = len(images)
+    if titles is not None and len(titles) != count:
+        raise ValueError(f"Got {len(titles)} titles for {count} images.")
+    if transparencies is not None and len(transparencies) != count:
+        raise ValueError(f"Got {len(transparencies)} transparencies for {count} images.")
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(size * columns, size * rows + 0.3 * rows), squeeze=False
+    )
+    for position, axis in enumerate(axes.flat):
+        if position >= count:
+            axis.axis("off")
+            continue
+        mask = None if transparencies is None else transparencies[position]
+        title = None if titles is None else titles[position]
+        plot_maco(
+            images[position],
+            mask,
+            values_range,
+            percentile,
+            "image" if show == "image" else "alpha",
+            title,
+            axis,
+        )
+    figure.tight_layout()
+    return figure
