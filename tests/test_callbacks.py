@@ -1,0 +1,118 @@
+"""Following a run: history, snapshots, recordings, progress bar; none of them retraces."""
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from xplique_maco import Callback, History, Neuron, Recorder, Snapshots, maco
+from xplique_maco.engine import trace_count
+
+FAST = dict(image_shape=(48, 48), nb_crops=4, crop_size=(0.5, 0.9), seed=0, verbose=0)
+
+
+def test_history_rises_and_has_one_value_per_item_and_step(model):
+    history = History()
+    maco(Neuron(model, "logits", [2, 6]), nb_steps=40, callbacks=[history], **FAST)
+    assert history.values.shape == (40, 2)
+    assert (history.values[-5:].mean(axis=0) > history.values[:5].mean(axis=0)).all()
+
+
+def test_snapshots_keep_every_k_steps_and_the_last(model):
+    snapshots = Snapshots(every=4)
+    images, _ = maco(Neuron(model, "logits", [1, 2]), nb_steps=10, callbacks=[snapshots], **FAST)
+    assert snapshots.steps == [0, 4, 8, 9]
+    assert snapshots.images.shape == (4, 2, 48, 48, 3)
+    # The last snapshot is taken after step 9's update: it is the returned image.
+    np.testing.assert_allclose(snapshots.images[-1], images.numpy(), atol=1e-6)
+    assert np.abs(snapshots.images[0] - snapshots.images[-1]).mean() > 1e-3
+
+
+def test_gif_recording_has_the_expected_frames_and_they_change(model, tmp_path):
+    path = tmp_path / "runs" / "run.gif"
+    maco(Neuron(model, "logits", [1, 2, 3]), nb_steps=12, callbacks=[Recorder(path, every=3)], **FAST)
+    with Image.open(path) as gif:
+        frames = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            frames.append(np.asarray(gif.convert("RGB"), dtype=np.float64))
+    assert len(frames) == 5  # steps 0, 3, 6, 9 and the last, 11
+    assert frames[0].shape == (48, 3 * 48, 3)  # all items side by side
+    assert np.abs(frames[0] - frames[-1]).mean() > 1.0
+
+
+def test_mp4_recording_of_one_item(model, tmp_path):
+    path = tmp_path / "run.mp4"
+    maco(
+        Neuron(model, "logits", [1, 2]),
+        nb_steps=8,
+        callbacks=[Recorder(path, every=2, item=1, fps=5)],
+        **FAST,
+    )
+    video = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            break
+        frames.append(frame.astype(np.float64))
+    video.release()
+    assert len(frames) == 5  # steps 0, 2, 4, 6, 7
+    assert frames[0].shape[:2] == (48, 48)
+    assert np.abs(frames[0] - frames[-1]).mean() > 1.0
+
+
+def test_progress_bar_prints_under_verbose_only(model, capsys):
+    objective = Neuron(model, "logits", [1, 2])
+    settings = {**FAST, "verbose": 1}
+    maco(objective, nb_steps=3, **settings)
+    shown = capsys.readouterr().out
+    assert "3/3" in shown and "objective" in shown and "max" in shown
+    maco(objective, nb_steps=3, **FAST)
+    assert capsys.readouterr().out == ""
+
+
+def test_callbacks_do_not_retrace(model, tmp_path):
+    objective = Neuron(model, "logits", [4, 5])
+    maco(objective, nb_steps=2, **FAST)
+    traced = trace_count()
+    maco(objective, nb_steps=5, callbacks=[History(), Snapshots(2), Recorder(tmp_path / "r.gif")], **FAST)
+    assert trace_count() == traced
+
+
+def test_a_custom_callback_sees_every_hook(model):
+    class Spy(Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_start(self, info):
+            self.events.append(("start", info["nb_steps"], info["batch_size"]))
+
+        def wants_values(self, step):
+            return step == 1
+
+        def on_step(self, step, values, images):
+            self.events.append(("step", step, values.shape, images().shape))
+
+        def on_end(self, images, transparencies):
+            self.events.append(("end", tuple(images.shape)))
+
+    spy = Spy()
+    maco(Neuron(model, "logits", [1, 2]), nb_steps=3, callbacks=[spy], **FAST)
+    assert spy.events == [("start", 3, 2), ("step", 1, (2,), (2, 48, 48, 3)), ("end", (2, 48, 48, 3))]
+
+
+@pytest.mark.parametrize(
+    "callbacks, error, message",
+    [
+        (lambda: [print], TypeError, "Callbacks must be instances of xplique_maco.callbacks.Callback"),
+        (lambda: [Recorder("run.avi")], ValueError, "Recorder writes .gif or .mp4 files"),
+        (lambda: [Recorder("run.gif", item=5)], ValueError, "Recorder item 5 does not exist in a batch of 2"),
+        (lambda: [Snapshots(every=0)], ValueError, "`every` must be a positive int"),
+    ],
+)
+def test_bad_callbacks_fail_before_optimising(model, callbacks, error, message):
+    traced = trace_count()
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(".", r"\.")):
+        maco(Neuron(model, "logits", [1, 2]), nb_steps=2, callbacks=callbacks(), **FAST)
+    assert trace_count() == traced
