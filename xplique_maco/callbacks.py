@@ -70,17 +70,21 @@ class History(Callback):
     """
 
     def __init__(self):
-        self._rows: list[np.ndarray] = []
+        self._chunks: list[list[np.ndarray]] = []
 
     def on_start(self, info: dict) -> None:
-        self._rows = []
+        if info.get("chunk", 0) == 0:
+            self._chunks = []
+        self._chunks.append([])
 
     def on_step(self, step, values, images) -> None:
-        self._rows.append(np.array(values, copy=True))
+        self._chunks[-1].append(np.array(values, copy=True))
 
     @property
     def values(self) -> np.ndarray:
-        return np.stack(self._rows) if self._rows else np.zeros((0, 0))
+        """(steps, N): chunks of a `batch_size`-chunked run are joined along the items."""
+        chunks = [np.stack(rows) for rows in self._chunks if rows]
+        return np.concatenate(chunks, axis=1) if chunks else np.zeros((0, 0))
 
 
 def _check_every(every) -> int:
@@ -100,11 +104,14 @@ class Snapshots(Callback):
     def __init__(self, every: int = 16):
         self.every = _check_every(every)
         self.steps: list[int] = []
-        self._images: list[np.ndarray] = []
+        self._chunks: list[list[np.ndarray]] = []
         self._last = -1
 
     def on_start(self, info: dict) -> None:
-        self.steps, self._images, self._last = [], [], info["nb_steps"] - 1
+        if info.get("chunk", 0) == 0:
+            self._chunks: list[list[np.ndarray]] = []
+        self._chunks.append([])
+        self.steps, self._last = [], info["nb_steps"] - 1
 
     def wants_values(self, step: int) -> bool:
         return step % self.every == 0 or step == self._last
@@ -114,11 +121,13 @@ class Snapshots(Callback):
 
     def on_step(self, step, values, images) -> None:
         self.steps.append(step)
-        self._images.append(images())
+        self._chunks[-1].append(images())
 
     @property
     def images(self) -> np.ndarray:
-        return np.stack(self._images) if self._images else np.zeros((0,))
+        """(snapshots, N, H, W, C): chunks of a chunked run are joined along the items."""
+        chunks = [np.stack(frames) for frames in self._chunks if frames]
+        return np.concatenate(chunks, axis=1) if chunks else np.zeros((0,))
 
 
 class Recorder(Callback):
@@ -145,11 +154,18 @@ class Recorder(Callback):
             raise ValueError(f"`fps` must be a positive int, received {fps!r}.")
         self.item, self.fps = item, fps
         self.frames: list[np.ndarray] = []
+        self._active, self._position = False, None
         self._last, self._values_range = -1, (0.0, 1.0)
 
     def on_start(self, info: dict) -> None:
-        if self.item is not None and self.item >= info["batch_size"]:
-            raise ValueError(f"Recorder item {self.item} does not exist in a batch of {info['batch_size']}.")
+        total = info.get("total", info["batch_size"])
+        if self.item is not None and self.item >= total:
+            raise ValueError(f"Recorder item {self.item} does not exist in a batch of {total}.")
+        if self.item is None and info.get("nb_chunks", 1) > 1:
+            raise ValueError(
+                "A Recorder of all items needs them in one chunk; pass `item=` to record one item "
+                "of a run chunked by `batch_size`, or a larger `batch_size`."
+            )
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -157,23 +173,31 @@ class Recorder(Callback):
             raise ValueError(f"Cannot create the folder for the recording {self.path}: {error}") from None
         if not os.access(folder, os.W_OK):
             raise ValueError(f"Cannot write the recording to {self.path}: folder not writable.")
+        items = list(info.get("items", range(info["batch_size"])))
+        self._position = items.index(self.item) if self.item in items else None
+        if self.item is not None and self._position is None:
+            return  # the recorded item is in another chunk
+        self._active = True
         self.frames, self._last = [], info["nb_steps"] - 1
         self._values_range = info["values_range"]
 
     def wants_values(self, step: int) -> bool:
-        return step % self.every == 0 or step == self._last
+        return self._active and (step % self.every == 0 or step == self._last)
 
     def wants_images(self, step: int) -> bool:
         return self.wants_values(step)
 
     def on_step(self, step, values, images) -> None:
         batch = to_uint8(images(), self._values_range)
-        frame = batch[self.item] if self.item is not None else np.concatenate(list(batch), axis=1)
+        frame = batch[self._position] if self.item is not None else np.concatenate(list(batch), axis=1)
         if frame.shape[-1] == 1:
             frame = np.repeat(frame, 3, axis=-1)
         self.frames.append(frame[..., :3])
 
     def on_end(self, images, transparencies) -> None:
+        if not self._active:
+            return
+        self._active = False
         if self.path.suffix.lower() == ".gif":
             payload = _gif_bytes(self.frames, self.fps)
         else:
@@ -230,7 +254,12 @@ class ProgressBar(Callback):
     def on_start(self, info: dict) -> None:
         import keras
 
-        self._bar = keras.utils.Progbar(info["nb_steps"], stateful_metrics=["objective", "min", "max"])
+        chunks = info.get("nb_chunks", 1)
+        self._offset = info.get("chunk", 0) * info["nb_steps"]
+        if self._offset == 0:
+            self._bar = keras.utils.Progbar(
+                info["nb_steps"] * chunks, stateful_metrics=["objective", "min", "max"]
+            )
         self._last = info["nb_steps"] - 1
 
     def wants_values(self, step: int) -> bool:
@@ -240,7 +269,7 @@ class ProgressBar(Callback):
         metrics = [("objective", float(np.mean(values)))]
         if len(values) > 1:
             metrics += [("min", float(np.min(values))), ("max", float(np.max(values)))]
-        self._bar.update(step + 1, values=metrics)
+        self._bar.update(self._offset + step + 1, values=metrics)
 
 
 def interactive() -> bool:

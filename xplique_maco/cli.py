@@ -63,6 +63,74 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(spec: str, unsafe: bool):
+    from .zoo import MODELS, load_model
+
+    if spec.startswith("zoo:"):
+        return load_model(spec[4:])
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(
+            f"No model file {spec!r}. Pass a saved .keras file or zoo:NAME with NAME in {', '.join(sorted(MODELS))}."
+        )
+    if path.suffix != ".keras":
+        raise ValueError(f"Model file {spec!r} must be a .keras file (Keras 3 format).")
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as error:
+        hint = " (it may need --unsafe-model-loading if you trust it)" if "safe_mode" in str(error) else ""
+        raise ValueError(
+            f"Cannot load {spec!r} as a Keras model{hint}: {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{spec!r} holds a {type(model).__name__}, not a keras.Model.")
+    return model
+
+
+def render(args: argparse.Namespace) -> int:
+    """Renders one image per index of a layer into a folder, resumably (see xplique_maco.atlas)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .atlas import parse_indices, parse_shard, render_atlas
+
+    indices = parse_indices(args.indices)  # syntax errors before anything heavy
+    shard = parse_shard(args.shard)
+    low, high = args.values_range
+    if not low < high:
+        raise ValueError(f"--values-range must satisfy low < high, received {low} {high}.")
+    model = _load_model(args.model, args.unsafe_model_loading)
+    layer = int(args.layer) if re.fullmatch(r"-?\d+", args.layer) else args.layer
+    settings = dict(
+        nb_steps=args.steps,
+        image_shape=(args.image_size, args.image_size),
+        nb_crops=args.crops,
+        values_range=(low, high),
+    )
+    if args.model_input_size:
+        settings["model_input_size"] = tuple(args.model_input_size)
+    start = time.perf_counter()
+    try:
+        entries = render_atlas(
+            model,
+            layer,
+            indices,
+            args.output,
+            kind=args.objective,
+            shard=shard,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            verbose=1,
+            **settings,
+        )
+    except KeyboardInterrupt:
+        print("\nInterrupted: finished images are kept; rerun the same command to resume.", file=sys.stderr)
+        return 130
+    elapsed = time.perf_counter() - start
+    print(f"Rendered {len(entries)} objectives into {Path(args.output).resolve()} in {elapsed:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `xplique-maco`."""
     parser = argparse.ArgumentParser(prog="xplique-maco", description="MACO feature visualisation for Keras.")
@@ -78,9 +146,36 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--crops", type=int, default=8, help="crops per step (default 8)")
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--output", default="maco_demo", help="output folder (default ./maco_demo)")
+    render_parser = commands.add_parser(
+        "render", help="render one image per unit of a layer into a folder (resumable, shardable)"
+    )
+    render_parser.add_argument(
+        "model", help="a saved .keras model, or zoo:NAME (e.g. zoo:efficientnet_lite0)"
+    )
+    render_parser.add_argument("--layer", required=True, help="layer name or index")
+    render_parser.add_argument("--indices", required=True, help="e.g. 0:1000, 1,94,130, or 0:10,20")
+    render_parser.add_argument("--objective", choices=["neuron", "channel"], default="neuron")
+    render_parser.add_argument("--steps", type=int, default=256)
+    render_parser.add_argument("--image-size", type=int, default=512)
+    render_parser.add_argument("--crops", type=int, default=32)
+    render_parser.add_argument(
+        "--values-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH")
+    )
+    render_parser.add_argument("--model-input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
+    render_parser.add_argument("--seed", type=int, default=0)
+    render_parser.add_argument("--batch-size", type=int, default=8, help="objectives rendered at once")
+    render_parser.add_argument(
+        "--shard", default="0/1", help="I/N: render objectives I, I+N, ... (job arrays)"
+    )
+    render_parser.add_argument("--output", required=True, help="output folder")
+    render_parser.add_argument(
+        "--unsafe-model-loading",
+        action="store_true",
+        help="load the .keras file with safe_mode=False (only for files you trust: it can run code)",
+    )
     args = parser.parse_args(argv)
     try:
-        return demo(args)
+        return demo(args) if args.command == "demo" else render(args)
     except (ValueError, ImportError, FileNotFoundError) as error:
         print(f"xplique-maco: error: {error}", file=sys.stderr)
         return 2

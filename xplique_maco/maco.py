@@ -98,6 +98,8 @@ def maco(
     model_input_size: tuple[int, int] | None = None,
     callbacks: Sequence[Callback] | None = None,
     verbose: int | str = "auto",
+    batch_size: int | None = None,
+    items: Sequence[int] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Feature visualisation by MAgnitude Constrained Optimisation (Fel et al., 2023).
 
@@ -131,6 +133,12 @@ def maco(
             `Recorder`, your own) told at the start, after steps, and at the end.
         verbose: 1 shows a progress bar with the step and the current objective, 0 shows
             nothing, "auto" shows it in terminals and notebooks.
+        batch_size: Render at most this many images at once: a large batch (e.g. all 1000
+            classes) runs in chunks that share one compiled step (a smaller last chunk traces
+            once more, which costs far less than padding it). None renders all at once.
+        items: Render only these batch positions of the objective (in this order). Each keeps
+            the random stream of its position, so a subset gives the same images as the
+            whole batch (used to split a job into shards or resume it).
 
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
@@ -185,28 +193,59 @@ def maco(
     )
     if verbose not in (0, 1, "auto", False, True):
         raise ValueError(f"`verbose` must be 0, 1 or 'auto', received {verbose!r}.")
+    positions = _positions(items, objective.batch_size)
+    chunk_size = len(positions) if batch_size is None else _positive_int("batch_size", batch_size)
+    chunks = [positions[start : start + chunk_size] for start in range(0, len(positions), chunk_size)]
     listeners = CallbackList(list(callbacks or []))
     if verbose == 1 or (verbose == "auto" and interactive()):
         listeners.callbacks.append(ProgressBar())
     spectrum = _spectrum_for(magnitude, channels, image_shape)
     item_seeds = _item_seeds(seed, objective.batch_size)
     extractor = feature_model(objective.model, objective.layer_names)
-    listeners.on_start(
-        {
-            "nb_steps": nb_steps,
-            "batch_size": objective.batch_size,
-            "image_shape": image_shape,
-            "values_range": values_range,
-            "objective": repr(objective),
-        }
-    )
-    return render(
-        extractor,
-        objective.signature,
-        objective.layer_names,
-        objective.arguments(),
-        spectrum,
-        item_seeds,
-        settings,
-        listeners,
-    )
+    all_images, all_transparencies = [], []
+    for number, chunk in enumerate(chunks):
+        listeners.on_start(
+            {
+                "nb_steps": nb_steps,
+                "batch_size": len(chunk),
+                "total": objective.batch_size,
+                "items": chunk.tolist(),
+                "chunk": number,
+                "nb_chunks": len(chunks),
+                "image_shape": image_shape,
+                "values_range": values_range,
+                "objective": repr(objective),
+            }
+        )
+        images, transparencies = render(
+            extractor,
+            objective.signature,
+            objective.layer_names,
+            objective.arguments(chunk),
+            spectrum,
+            item_seeds[chunk],
+            settings,
+            listeners,
+        )
+        all_images.append(images)
+        all_transparencies.append(transparencies)
+    if len(chunks) == 1:
+        return all_images[0], all_transparencies[0]
+    return tf.concat(all_images, axis=0), tf.concat(all_transparencies, axis=0)
+
+
+def _positions(items, batch_size: int) -> np.ndarray:
+    if items is None:
+        return np.arange(batch_size)
+    positions = np.asarray(items)
+    if (
+        positions.ndim != 1
+        or positions.size == 0
+        or not np.issubdtype(positions.dtype, np.integer)
+        or positions.min() < 0
+        or positions.max() >= batch_size
+    ):
+        raise ValueError(
+            f"`items` must be a non-empty list of batch positions in 0..{batch_size - 1}, received {items!r}."
+        )
+    return positions.astype(np.int64)

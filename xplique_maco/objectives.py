@@ -82,16 +82,23 @@ class Objective:
         """What shapes the compiled graph: kinds and layers of the terms, not their targets."""
         return tuple(term.signature for term in self.terms)
 
-    def arguments(self) -> list[dict[str, np.ndarray]]:
-        """Per-term tensors (targets and coefficients), broadcast to the batch size."""
+    def arguments(self, items: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+        """Per-term tensors (targets and coefficients), broadcast to the batch size.
+
+        Args:
+            items: Optional batch positions to keep (in this order, repeats allowed).
+        """
         batch_size = self.batch_size
-        return [
-            {
-                **term.broadcast(batch_size).arguments,
-                "coefficient": np.float32(term.coefficient),
-            }
-            for term in self.terms
-        ]
+        result = []
+        for term in self.terms:
+            arguments = dict(term.broadcast(batch_size).arguments)
+            if items is not None:
+                for name in ("index", "vector"):
+                    if name in arguments:
+                        arguments[name] = arguments[name][items]
+            arguments["coefficient"] = np.float32(term.coefficient)
+            result.append(arguments)
+        return result
 
     def __add__(self, other: Objective) -> Objective:
         if isinstance(other, numbers.Number) and other == 0:

@@ -1,0 +1,244 @@
+"""Rendering many objectives to files: chunked, sharded across machines, safe to interrupt and resume.
+
+Each objective's PNGs are written atomically (temporary file, then rename), then one line is
+appended to the job's manifest (JSON Lines). An objective counts as finished when its manifest
+line exists and its files are there; a rerun skips finished objectives and redoes the others,
+so a killed job resumes where it stopped and a finished image is never written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .callbacks import Callback
+from .maco import maco
+from .objectives import Channel, Neuron
+from .plots import _atomic_write, save_image, save_rgba, transparency_to_alpha
+
+__all__ = ["parse_indices", "parse_shard", "render_atlas"]
+
+_KINDS = {"neuron": Neuron, "channel": Channel}
+
+
+def parse_indices(text: str) -> list[int]:
+    """Parses "0:1000", "1,94,130", "0:10:2" or mixes like "0:4,10,20:22" into a list of indices.
+
+    Ranges are half-open like Python slices: "0:4" is 0, 1, 2, 3.
+
+    Example:
+    >>> parse_indices("0:3,10")
+    [0, 1, 2, 10]
+    """
+    indices: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if re.fullmatch(r"\d+", part):
+            indices.append(int(part))
+        elif match := re.fullmatch(r"(\d+):(\d+)(?::(\d+))?", part):
+            start, stop, step = int(match[1]), int(match[2]), int(match[3] or 1)
+            if stop <= start or step < 1:
+                raise ValueError(f"Empty or backward range {part!r} in indices {text!r}.")
+            indices.extend(range(start, stop, step))
+        else:
+            raise ValueError(
+                f"Cannot read indices {text!r}: {part!r} is neither an index nor a range. "
+                "Accepted: '0:1000', '1,94,130', '0:100:2' or a comma-separated mix."
+            )
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"Indices {text!r} list some index twice.")
+    return indices
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parses "I/N" (0 <= I < N): this machine renders objectives I, I + N, I + 2N, ..."""
+    match = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"`shard` must be 'I/N' with 0 <= I < N (e.g. '0/4'), received {text!r}.")
+    return int(match[1]), int(match[2])
+
+
+class _FinalValues(Callback):
+    """Keeps each item's objective value at the last step (one device fetch per chunk)."""
+
+    def on_start(self, info):
+        self.last, self.values = info["nb_steps"] - 1, None
+
+    def wants_values(self, step):
+        return step == self.last
+
+    def on_step(self, step, values, images):
+        self.values = values
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a cluster scheduler's stop) unwinds like Ctrl-C, so temporary files are cleaned."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not in the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _manifest_name(shard: tuple[int, int]) -> str:
+    index, count = shard
+    return "manifest.jsonl" if count == 1 else f"manifest.shard-{index}-of-{count}.jsonl"
+
+
+def _finished(output: Path, settings: dict) -> set[int]:
+    """Indices with a complete manifest line (in any manifest of the folder) and their files."""
+    done: set[int] = set()
+    for manifest in sorted(output.glob("manifest*.jsonl")):
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a hard kill: that objective is redone
+            if entry.get("settings") != settings:
+                raise ValueError(
+                    f"{output} holds results made with other settings ({manifest.name}: "
+                    f"{entry.get('settings')}); use another output folder to render these ones."
+                )
+            if all((output / name).is_file() for name in entry.get("files", {}).values()):
+                done.add(int(entry["index"]))
+    return done
+
+
+def _check_writable(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        _atomic_write(output / ".write-test", b"")
+        (output / ".write-test").unlink()
+    except OSError as error:
+        raise ValueError(f"Cannot write to the output folder {output}: {error}") from None
+
+
+def render_atlas(
+    model: keras.Model,
+    layer: str | int,
+    indices: Sequence[int],
+    output,
+    kind: str = "neuron",
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int = 8,
+    seed: int = 0,
+    verbose: int = 1,
+    **maco_settings,
+) -> list[dict]:
+    """Renders one image per index of a layer into `output`, resumably; returns the new manifest entries.
+
+    For each objective it writes `<stem>.png` (the image), `<stem>_transparency.png` (the map,
+    scaled to its 99th percentile) and `<stem>_rgba.png` (the image with the map as alpha),
+    then appends a JSON line to the manifest: objective, index, settings, seed, final value,
+    file names.
+
+    Args:
+        model: The model to explain.
+        layer: Layer name or index.
+        indices: Units or channels to render (one image each).
+        output: Output folder (created if needed).
+        kind: "neuron" or "channel".
+        shard: (I, N): render only objectives I, I + N, ... of `indices` (for job arrays).
+        batch_size: Objectives rendered at once.
+        seed: Objective i of `indices` uses the random stream of position i, so shards,
+            resumed runs and the whole job give the same images.
+        verbose: 1 shows a progress bar over the whole job.
+        **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
+
+    Example:
+    >>> render_atlas(model, "predictions", range(1000), "atlas/", nb_steps=128, shard=(0, 4))
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"`kind` must be one of {sorted(_KINDS)}, received {kind!r}.")
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("`indices` is empty: nothing to render.")
+    objective = _KINDS[kind](model, layer, indices)  # checks the layer and every index
+    layer_name = objective.layer_names[0]
+    output = Path(output)
+    _check_writable(output)
+    settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(maco_settings)}
+    finished = _finished(output, settings)
+    shard_index, shard_count = shard
+    pending = [
+        p for p in range(len(indices)) if p % shard_count == shard_index and indices[p] not in finished
+    ]
+    manifest = output / _manifest_name(shard)
+    values_range = maco_settings.get("values_range", (0.0, 1.0))
+    progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
+    entries = []
+    with _terminate_as_interrupt():
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start : start + batch_size]
+            final = _FinalValues()
+            images, transparencies = maco(
+                objective, items=chunk, seed=seed, callbacks=[final], verbose=0, **maco_settings
+            )
+            for row, position in enumerate(chunk):
+                index = indices[position]
+                stem = f"{kind}_{_slug(layer_name)}_{index:05d}"
+                files = {
+                    "image": f"{stem}.png",
+                    "transparency": f"{stem}_transparency.png",
+                    "rgba": f"{stem}_rgba.png",
+                }
+                save_image(output / files["image"], images[row], values_range)
+                alpha = transparency_to_alpha(transparencies[row])[..., None]
+                save_image(output / files["transparency"], alpha)
+                save_rgba(output / files["rgba"], images[row], transparencies[row], values_range)
+                entry = {
+                    "objective": f"{kind.capitalize()}({layer_name}, {index})",
+                    "index": index,
+                    "position": position,
+                    "settings": settings,
+                    "seed": seed,
+                    "value": float(final.values[row]),
+                    "files": files,
+                }
+                _append_line(manifest, json.dumps(entry))
+                entries.append(entry)
+            if progress is not None:
+                progress.add(len(chunk))
+    return entries
+
+
+def _append_line(path: Path, line: str) -> None:
+    """One write of a whole line, flushed to disk: a crash leaves at most one unreadable line."""
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _jsonable(settings: dict) -> dict:
+    def convert(value):
+        if isinstance(value, (tuple, list)):
+            return [convert(v) for v in value]
+        if isinstance(value, (np.integer, np.floating)):
+            return value.item()
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            return value
+        return repr(value)
+
+    return {key: convert(value) for key, value in sorted(settings.items())}
