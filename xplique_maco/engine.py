@@ -104,7 +104,7 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
     return step
 
 
-def _compiled_step(extractor, signature, layer_names, settings: RenderSettings):
+def _compiled_step(model, extractor, signature, layer_names, settings: RenderSettings):
     key = (
         signature,
         layer_names,
@@ -113,7 +113,9 @@ def _compiled_step(extractor, signature, layer_names, settings: RenderSettings):
         settings.input_size,
         settings.optimizer,
     )
-    per_model = _STEPS.setdefault(extractor, {})
+    # Keyed by the user's model (the steps hold the extractor, not the model), so both are
+    # freed when the user drops the model.
+    per_model = _STEPS.setdefault(model, {})
     if key not in per_model:
         per_model[key] = _build_step(extractor, signature, layer_names, settings)
     return per_model[key]
@@ -125,9 +127,10 @@ def _initial_phase(item_seeds: tf.Tensor, channels: int, image_shape) -> tf.Tens
     phases = [
         tf.random.stateless_uniform(
             shape,
-            seed=tf.random.experimental.stateless_fold_in(seed, _INITIAL_PHASE),
+            seed=tf.random.experimental.stateless_fold_in(seed, _INITIAL_PHASE, alg="philox"),
             minval=-math.pi,
             maxval=math.pi,
+            alg="philox",
         )
         for seed in tf.unstack(item_seeds)
     ]
@@ -135,6 +138,7 @@ def _initial_phase(item_seeds: tf.Tensor, channels: int, image_shape) -> tf.Tens
 
 
 def render(
+    model: keras.Model,
     extractor: keras.Model,
     signature: tuple,
     layer_names: tuple[str, ...],
@@ -147,6 +151,7 @@ def render(
     """Optimises the phase of N images; returns images (N, H, W, C) and transparencies (N, H, W, 1).
 
     Args:
+        model: The user's model (owner of the compiled-step cache).
         extractor: Feature model (from `features.feature_model`).
         signature: The objective's signature.
         layer_names: Names of the extractor's outputs, in order.
@@ -158,7 +163,7 @@ def render(
             values (N,) measured at that step (before the update) and a function rendering
             the current images.
     """
-    step = _compiled_step(extractor, signature, layer_names, settings)
+    step = _compiled_step(model, extractor, signature, layer_names, settings)
     item_seeds = tf.constant(item_seeds, tf.int64)
     arguments = tf.nest.map_structure(tf.convert_to_tensor, arguments)
     spectrum_tensors = (

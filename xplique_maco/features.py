@@ -42,6 +42,12 @@ def image_input_shape(model: keras.Model) -> tuple:
             f"Model {model.name!r} takes input of shape {shape}, which is not an image. "
             "Accepted: (None, H, W, C), channels last, with C known (H and W may be None)."
         )
+    dtype = str(getattr(inputs[0], "dtype", "float32"))
+    if not dtype.startswith(("float", "bfloat")):
+        raise ValueError(
+            f"Model {model.name!r} takes {dtype} input; MACO optimises images by gradient and "
+            "needs a floating-point input. Wrap the model in one that takes float32 and casts."
+        )
     height, width, channels = shape[1:]
     if channels > 4 and height is not None and height <= 4:
         raise ValueError(

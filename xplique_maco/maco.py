@@ -117,7 +117,7 @@ def maco(
         crop_size: Side of the crops as a fraction of the largest crop with the model's
             aspect ratio that fits the image: a pair (smallest, largest) sampled uniformly, or
             one fraction.
-        noise: Standard deviation of the Gaussian noise added to crops, as a fraction of the
+        noise: Standard deviation of the (uniform) noise added to crops, as a fraction of the
             width of `values_range`.
         optimizer: "nadam", "adam", "sgd", or an instance from `xplique_maco.optimizers`.
         learning_rate: Step size of the optimizer on the phase (radians).
@@ -202,6 +202,7 @@ def maco(
     spectrum = _spectrum_for(magnitude, channels, image_shape)
     item_seeds = _item_seeds(seed, objective.batch_size)
     extractor = feature_model(objective.model, objective.layer_names)
+    _check_layer_shapes(objective, extractor, (*model_input_size, channels))
     all_images, all_transparencies = [], []
     for number, chunk in enumerate(chunks):
         listeners.on_start(
@@ -218,6 +219,7 @@ def maco(
             }
         )
         images, transparencies = render(
+            objective.model,
             extractor,
             objective.signature,
             objective.layer_names,
@@ -232,6 +234,31 @@ def maco(
     if len(chunks) == 1:
         return all_images[0], all_transparencies[0]
     return tf.concat(all_images, axis=0), tf.concat(all_transparencies, axis=0)
+
+
+def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> None:
+    """Infers every layer's shape at the crop size: a too-small input or a position outside a
+    layer whose size depends on the input fails here, not deep inside TensorFlow."""
+    try:
+        shapes = extractor.compute_output_shape((1, *input_shape))
+    except Exception as error:  # Keras raises ValueError or TypeError depending on the layer
+        raise ValueError(
+            f"Model {objective.model.name!r} cannot take crops of size {input_shape[:2]} "
+            f"(`model_input_size`): {error}"
+        ) from None
+    if not isinstance(shapes[0], (tuple, list)):
+        shapes = [shapes]  # one output: Keras gives its shape, not a list of shapes
+    by_layer = dict(zip(objective.layer_names, (tuple(shape) for shape in shapes), strict=True))
+    for term, arguments in zip(objective.terms, objective.arguments(), strict=True):
+        position = arguments.get("position")
+        if position is None or (position < 0).all():
+            continue
+        spatial = by_layer[term.layer][1:-1]
+        if any(p >= size for p, size in zip(position, spatial, strict=True)):
+            raise ValueError(
+                f"Position {tuple(position.tolist())} is outside layer {term.layer!r}, whose positions "
+                f"span {spatial} for crops of size {input_shape[:2]}."
+            )
 
 
 def _positions(items, batch_size: int) -> np.ndarray:

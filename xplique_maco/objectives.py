@@ -366,7 +366,12 @@ class Direction(Objective):
     def __init__(self, model: keras.Model, layer: str | int, vectors, cossim_power: float = 2.0):
         found = _find_layer(model, layer)
         shape = _layer_output_shape(model, found)
-        directions = np.asarray(vectors, dtype=np.float32)
+        try:
+            directions = np.asarray(vectors, dtype=np.float64)  # float64: huge vectors must not overflow
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Direction vectors must be numbers, received {type(vectors).__name__}."
+            ) from None
         if directions.ndim == 1:
             directions = directions[None]
         units = shape[-1]
@@ -384,8 +389,8 @@ class Direction(Objective):
         norms = np.linalg.norm(directions, axis=1, keepdims=True)
         if (norms == 0).any():
             raise ValueError("Direction vectors must be non-zero.")
-        if not isinstance(cossim_power, numbers.Real) or cossim_power < 0:
-            raise ValueError(f"`cossim_power` must be a number >= 0, received {cossim_power!r}.")
+        if not isinstance(cossim_power, numbers.Real) or not np.isfinite(cossim_power) or cossim_power < 0:
+            raise ValueError(f"`cossim_power` must be a finite number >= 0, received {cossim_power!r}.")
         count = "" if len(directions) == 1 else f", {len(directions)} directions"
         term = _Term(
             kind="direction",
@@ -393,7 +398,7 @@ class Direction(Objective):
             rank=len(shape),
             coefficient=1.0,
             arguments={
-                "vector": directions / norms,
+                "vector": (directions / norms).astype(np.float32),
                 "power": np.float32(cossim_power),
             },
             text=f"Direction({found.name}{count})",

@@ -9,6 +9,17 @@ import tensorflow as tf
 __all__ = ["SGD", "Adam", "Nadam", "get_optimizer"]
 
 
+def _check_fraction(owner: str, name: str, value) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0
+    if not ok:
+        raise ValueError(f"{owner} `{name}` must be a number in [0, 1), received {value!r}.")
+
+
+def _check_epsilon(owner: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
+        raise ValueError(f"{owner} `epsilon` must be a small positive number, received {value!r}.")
+
+
 @dataclass(frozen=True)
 class SGD:
     """Gradient descent with optional heavy-ball momentum.
@@ -18,6 +29,9 @@ class SGD:
     """
 
     momentum: float = 0.0
+
+    def __post_init__(self):
+        _check_fraction("SGD", "momentum", self.momentum)
 
     def init(self, params: tf.Tensor) -> tuple:
         return (tf.zeros_like(params),)
@@ -41,6 +55,11 @@ class Adam:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
+
+    def __post_init__(self):
+        _check_fraction("Adam", "beta_1", self.beta_1)
+        _check_fraction("Adam", "beta_2", self.beta_2)
+        _check_epsilon("Adam", self.epsilon)
 
     def init(self, params: tf.Tensor) -> tuple:
         return (tf.zeros_like(params), tf.zeros_like(params))
@@ -69,6 +88,11 @@ class Nadam:
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
+
+    def __post_init__(self):
+        _check_fraction("Nadam", "beta_1", self.beta_1)
+        _check_fraction("Nadam", "beta_2", self.beta_2)
+        _check_epsilon("Nadam", self.epsilon)
 
     def init(self, params: tf.Tensor) -> tuple:
         # The running product of momentum coefficients is part of the state.

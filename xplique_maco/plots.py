@@ -36,7 +36,7 @@ def transparency_to_alpha(transparency, percentile: float = 99.0) -> np.ndarray:
     Each map is divided by its own `percentile`-th percentile and clipped, so a few very bright
     pixels do not make the rest invisible.
     """
-    maps = _numpy(transparency).astype(np.float64)
+    maps = np.nan_to_num(_numpy(transparency).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if maps.shape[-1] == 1:
         maps = maps[..., 0]
     flat = maps.reshape((-1, *maps.shape[-2:])) if maps.ndim >= 2 else maps
@@ -46,6 +46,15 @@ def transparency_to_alpha(transparency, percentile: float = 99.0) -> np.ndarray:
     return alpha.reshape(maps.shape)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def _atomic_write(path: Path, payload: bytes) -> None:
     """Writes to a temporary file in the same folder, then renames: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +62,7 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp creates 0600; give files the usual mode
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -85,6 +95,12 @@ def save_rgba(path, image, transparency, values_range=(0.0, 1.0), percentile: fl
 
 def _display(image, transparency, values_range, percentile, show_alpha: bool) -> np.ndarray:
     pixels = to_uint8(image, values_range).astype(np.float64) / 255.0
+    if pixels.ndim != 3 or pixels.shape[-1] not in (1, 3):
+        raise ValueError(f"Expected one image (H, W, C) with C in (1, 3), received shape {pixels.shape}.")
+    if transparency is not None and np.shape(transparency)[:2] != pixels.shape[:2]:
+        raise ValueError(
+            f"Transparency shape {np.shape(transparency)} does not match image shape {pixels.shape}."
+        )
     if pixels.shape[-1] == 1:
         pixels = np.repeat(pixels, 3, axis=-1)
     if transparency is None or not show_alpha:
@@ -124,7 +140,12 @@ def plot_maco(
     if show not in ("alpha", "image", "both"):
         raise ValueError(f"`show` must be 'alpha', 'image' or 'both', received {show!r}.")
     image = _numpy(image)
-    image = image[0] if image.ndim == 4 else image
+    if image.ndim == 4:
+        if len(image) != 1:
+            raise ValueError(
+                f"plot_maco shows one image; received a batch of {len(image)} (use plot_maco_grid)."
+            )
+        image = image[0]
     if transparency is not None:
         transparency = _numpy(transparency)
         transparency = transparency[0] if transparency.ndim == 4 else transparency
@@ -167,6 +188,8 @@ def plot_maco_grid(
 
     images = _numpy(images)
     count = len(images)
+    if count == 0:
+        raise ValueError("plot_maco_grid needs at least one image.")
     if titles is not None and len(titles) != count:
         raise ValueError(f"Got {len(titles)} titles for {count} images.")
     if transparencies is not None and len(transparencies) != count:

@@ -35,6 +35,9 @@ class Spectrum:
     width: int
 
     def __post_init__(self):
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, np.integer)) or self.width < 2:
+            raise ValueError(f"`width` must be an int >= 2, received {self.width!r}.")
+        object.__setattr__(self, "width", int(self.width))
         magnitude = np.asarray(self.magnitude, np.float32)
         if magnitude.ndim != 3:
             raise ValueError(
@@ -94,6 +97,9 @@ class Spectrum:
         grid of frequencies in cycles per pixel, then divided back; the overall scale follows
         the number of pixels so pixel statistics are unchanged.
         """
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+                raise ValueError(f"`{name}` must be an int >= 2, received {value!r}.")
         if (height, width) == self.image_shape:
             return self
         source_height, source_width = self.image_shape
@@ -181,11 +187,17 @@ def load_spectrum(path) -> Spectrum:
         The `Spectrum`.
     """
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"Spectrum file {path!r} is not a .npz archive written by Spectrum.save.")
+        with data:
             missing = {"magnitude", "mean", "recorrelation", "width"} - set(data.files)
             if missing:
                 raise ValueError(f"Spectrum file {path!r} lacks arrays {sorted(missing)}.")
-            return Spectrum(data["magnitude"], data["mean"], data["recorrelation"], int(data["width"]))
+            width = data["width"]
+            if width.shape != () or not np.issubdtype(width.dtype, np.integer):
+                raise ValueError(f"Spectrum file {path!r} has a malformed width {width!r}.")
+            return Spectrum(data["magnitude"], data["mean"], data["recorrelation"], int(width))
     except (OSError, EOFError) as error:
         raise ValueError(f"Cannot read spectrum file {path!r}: {error}") from None
 
@@ -310,9 +322,17 @@ def compute_spectrum(
     if not isinstance(size, numbers.Integral) or size < 8:
         raise ValueError(f"`size` must be an int >= 8, received {size!r}.")
     low, high = _check_range(values_range)
+    if not hasattr(images, "as_numpy_iterator") and iter(images) is images:
+        images = list(images)  # a generator can be read only once; two passes are needed
+    margin = 0.05 * (high - low)
 
     def scaled():
         for image in _iterate_images(images):
+            if image.size and (image.min() < low - margin or image.max() > high + margin):
+                raise ValueError(
+                    f"Pixel values span [{image.min():g}, {image.max():g}], outside `values_range` "
+                    f"{values_range}; pass the range your images use (e.g. values_range=(0, 255) for uint8)."
+                )
             yield (image - low) / (high - low)
 
     # First pass: colour statistics over all pixels.

@@ -39,7 +39,7 @@ def batch_norm(weights: dict, prefix: str) -> list[np.ndarray]:
 
 
 def assign(model: keras.Model, values: dict[str, list[np.ndarray]], source: str) -> None:
-    """Sets each named layer's weights, checking that every tensor of the source is used once."""
+    """Sets each named layer's weights, checking their shapes against the layers'."""
     for name, arrays in values.items():
         layer = model.get_layer(name)
         expected = [tuple(w.shape) for w in layer.get_weights()]
@@ -49,3 +49,26 @@ def assign(model: keras.Model, values: dict[str, list[np.ndarray]], source: str)
                 f"{source}: layer {name!r} expects shapes {expected}, the file gives {received}."
             )
         layer.set_weights(arrays)
+
+
+class TrackedWeights(dict):
+    """A dict of tensors that remembers which ones were read."""
+
+    def __init__(self, weights: dict):
+        super().__init__(weights)
+        self.used: set[str] = set()
+
+    def __getitem__(self, name: str):
+        self.used.add(name)
+        return super().__getitem__(name)
+
+
+def check_all_used(weights: TrackedWeights, source: str) -> None:
+    """Every tensor of the file but BatchNorm's step counters must have found a layer."""
+    left = sorted(
+        name for name in weights if name not in weights.used and not name.endswith("num_batches_tracked")
+    )
+    if left:
+        raise ValueError(
+            f"{source}: tensors {left[:5]} were not used; the architecture does not match the file."
+        )

