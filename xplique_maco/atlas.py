@@ -140,6 +140,7 @@ def render_atlas(
     batch_size: int = 8,
     seed: int = 0,
     verbose: int = 1,
+    strategy=None,
     **maco_settings,
 ) -> list[dict]:
     """Renders one image per index of a layer into `output`, resumably; returns the new manifest entries.
@@ -160,6 +161,7 @@ def render_atlas(
         seed: Objective i of `indices` uses the random stream of position i, so shards,
             resumed runs and the whole job give the same images.
         verbose: 1 shows a progress bar over the whole job.
+        strategy: Optional `tf.distribute.Strategy`: each chunk is split across its replicas.
         **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
 
     Example:
@@ -189,7 +191,13 @@ def render_atlas(
             chunk = pending[start : start + batch_size]
             final = _FinalValues()
             images, transparencies = maco(
-                objective, items=chunk, seed=seed, callbacks=[final], verbose=0, **maco_settings
+                objective,
+                items=chunk,
+                seed=seed,
+                callbacks=[final],
+                verbose=0,
+                strategy=strategy,
+                **maco_settings,
             )
             for row, position in enumerate(chunk):
                 index = indices[position]

@@ -99,7 +99,15 @@ def render(args: argparse.Namespace) -> int:
     low, high = args.values_range
     if not low < high:
         raise ValueError(f"--values-range must satisfy low < high, received {low} {high}.")
-    model = _load_model(args.model, args.unsafe_model_loading)
+    strategy = None
+    if args.mirrored:
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        with strategy.scope():  # each device keeps its own copy of the weights
+            model = _load_model(args.model, args.unsafe_model_loading)
+    else:
+        model = _load_model(args.model, args.unsafe_model_loading)
     layer = int(args.layer) if re.fullmatch(r"-?\d+", args.layer) else args.layer
     settings = dict(
         nb_steps=args.steps,
@@ -121,6 +129,7 @@ def render(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             verbose=1,
+            strategy=strategy,
             **settings,
         )
     except KeyboardInterrupt:
@@ -168,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         "--shard", default="0/1", help="I/N: render objectives I, I+N, ... (job arrays)"
     )
     render_parser.add_argument("--output", required=True, help="output folder")
+    render_parser.add_argument(
+        "--mirrored",
+        action="store_true",
+        help="split each batch across all local GPUs with tf.distribute.MirroredStrategy",
+    )
     render_parser.add_argument(
         "--unsafe-model-loading",
         action="store_true",

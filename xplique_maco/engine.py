@@ -142,11 +142,11 @@ def render(
     extractor: keras.Model,
     signature: tuple,
     layer_names: tuple[str, ...],
-    arguments: list,
+    groups: list[tuple[list, np.ndarray]],
     spectrum: Spectrum,
-    item_seeds: np.ndarray,
     settings: RenderSettings,
     callbacks: CallbackList | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Optimises the phase of N images; returns images (N, H, W, C) and transparencies (N, H, W, 1).
 
@@ -155,17 +155,16 @@ def render(
         extractor: Feature model (from `features.feature_model`).
         signature: The objective's signature.
         layer_names: Names of the extractor's outputs, in order.
-        arguments: The objective's arguments.
+        groups: (arguments, item_seeds (n, 2) int64) for each replica, in item order: one group
+            without a strategy, one per replica with one.
         spectrum: A spectrum already at `settings.image_shape`.
-        item_seeds: (N, 2) int64 seeds, one per batch item.
         settings: Validated settings.
         callbacks: Told after each step that one of them wants, with the per-item objective
             values (N,) measured at that step (before the update) and a function rendering
             the current images.
+        strategy: A `tf.distribute.Strategy` running one group on each replica.
     """
     step = _compiled_step(model, extractor, signature, layer_names, settings)
-    item_seeds = tf.constant(item_seeds, tf.int64)
-    arguments = tf.nest.map_structure(tf.convert_to_tensor, arguments)
     spectrum_tensors = (
         tf.constant(spectrum.magnitude),
         tf.constant(spectrum.recorrelation),
@@ -181,27 +180,77 @@ def render(
         "learning_rate": tf.constant(settings.learning_rate, tf.float32),
     }
     width = settings.image_shape[1]
-    phase = _initial_phase(item_seeds, spectrum.channels, settings.image_shape)
-    batch_size = phase.shape[0]
-    transparency = tf.zeros((batch_size, *settings.image_shape, 1))
-    state = (phase, settings.optimizer.init(phase), transparency)
-    for index in range(settings.nb_steps):
-        state, values = step(
-            state, tf.constant(index, tf.int64), item_seeds, arguments, spectrum_tensors, controls
+    inputs, states = [], []
+    for arguments, item_seeds in groups:
+        seeds = tf.constant(item_seeds, tf.int64)
+        phase = _initial_phase(seeds, spectrum.channels, settings.image_shape)
+        transparency = tf.zeros((phase.shape[0], *settings.image_shape, 1))
+        inputs.append((seeds, tf.nest.map_structure(tf.convert_to_tensor, arguments)))
+        states.append((phase, settings.optimizer.init(phase), transparency))
+
+    if strategy is None:
+        (seeds, arguments), state = inputs[0], states[0]
+
+        def run(state, index):
+            state, values = step(state, index, seeds, arguments, spectrum_tensors, controls)
+            return state, [state[0]], [values]
+
+    else:
+        distributed = _distributed_step(strategy, step)
+        state = _per_replica(strategy, states)
+        seeds = _per_replica(strategy, [group[0] for group in inputs])
+        arguments = _per_replica(strategy, [group[1] for group in inputs])
+
+        def run(state, index):
+            state, values = distributed(state, index, seeds, arguments, spectrum_tensors, controls)
+            local = strategy.experimental_local_results
+            return state, list(local(state[0])), list(local(values))
+
+    def images_of(phases):
+        return tf.concat(
+            [_render_images(p, spectrum_tensors, controls["values_range"], width) for p in phases], 0
         )
+
+    for index in range(settings.nb_steps):
+        state, phases, values = run(state, tf.constant(index, tf.int64))
         if callbacks and callbacks.wants_values(index):
-            phase = state[0]
             callbacks.on_step(
-                index,
-                values.numpy(),
-                lambda phase=phase: _render_images(phase, spectrum_tensors, controls["values_range"], width),
+                index, np.concatenate([v.numpy() for v in values]), lambda phases=phases: images_of(phases)
             )
-    phase, _, transparency = state
-    images = _render_images(phase, spectrum_tensors, controls["values_range"], width)
-    transparencies = transparency / settings.nb_steps
+    images = images_of(phases)
+    transparencies = tf.concat(_transparencies(state, strategy), 0) / settings.nb_steps
     if callbacks:
         callbacks.on_end(images, transparencies)
     return images, transparencies
+
+
+def _transparencies(state, strategy) -> list:
+    if strategy is None:
+        return [state[2]]
+    return list(strategy.experimental_local_results(state[2]))
+
+
+def _per_replica(strategy: tf.distribute.Strategy, values: list):
+    """One value per replica, placed on that replica's device."""
+    return strategy.experimental_distribute_values_from_function(
+        lambda context: values[context.replica_id_in_sync_group]
+    )
+
+
+_DISTRIBUTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _distributed_step(strategy: tf.distribute.Strategy, step):
+    """The compiled step run on every replica at once, cached per (strategy, step)."""
+    per_strategy = _DISTRIBUTED.setdefault(strategy, {})
+    if step not in per_strategy:
+
+        @tf.function
+        def distributed(state, index, seeds, arguments, spectrum, controls):
+            return strategy.run(step, args=(state, index, seeds, arguments, spectrum, controls))
+
+        per_strategy[step] = distributed
+    return per_strategy[step]
 
 
 @tf.function

@@ -100,6 +100,7 @@ def maco(
     verbose: int | str = "auto",
     batch_size: int | None = None,
     items: Sequence[int] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Feature visualisation by MAgnitude Constrained Optimisation (Fel et al., 2023).
 
@@ -139,6 +140,10 @@ def maco(
         items: Render only these batch positions of the objective (in this order). Each keeps
             the random stream of its position, so a subset gives the same images as the
             whole batch (used to split a job into shards or resume it).
+        strategy: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over several GPUs):
+            each chunk's items are split across its replicas, which step together. Images
+            are the same as on one device for the same seed. Build or load the model under
+            `strategy.scope()` so every device keeps its own copy of the weights.
 
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
@@ -193,6 +198,9 @@ def maco(
     )
     if verbose not in (0, 1, "auto", False, True):
         raise ValueError(f"`verbose` must be 0, 1 or 'auto', received {verbose!r}.")
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}.")
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
     positions = _positions(items, objective.batch_size)
     chunk_size = len(positions) if batch_size is None else _positive_int("batch_size", batch_size)
     chunks = [positions[start : start + chunk_size] for start in range(0, len(positions), chunk_size)]
@@ -218,17 +226,19 @@ def maco(
                 "objective": repr(objective),
             }
         )
+        groups = [(objective.arguments(part), item_seeds[part]) for part in _split(chunk, replicas)]
         images, transparencies = render(
             objective.model,
             extractor,
             objective.signature,
             objective.layer_names,
-            objective.arguments(chunk),
+            groups,
             spectrum,
-            item_seeds[chunk],
             settings,
             listeners,
+            strategy,
         )
+        images, transparencies = images[: len(chunk)], transparencies[: len(chunk)]
         all_images.append(images)
         all_transparencies.append(transparencies)
     if len(chunks) == 1:
@@ -259,6 +269,15 @@ def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> 
                 f"Position {tuple(position.tolist())} is outside layer {term.layer!r}, whose positions "
                 f"span {spatial} for crops of size {input_shape[:2]}."
             )
+
+
+def _split(chunk: np.ndarray, replicas: int) -> list[np.ndarray]:
+    """Contiguous parts, one per replica; a chunk smaller than the replica count is padded with
+    copies of its last item (their results are dropped), since every replica must run."""
+    if replicas == 1:
+        return [chunk]
+    padded = np.concatenate([chunk, np.full(max(0, replicas - len(chunk)), chunk[-1])])
+    return np.array_split(padded, replicas)
 
 
 def _positions(items, batch_size: int) -> np.ndarray:

@@ -1,0 +1,46 @@
+"""Run by test_distributed.py in a fresh process: two logical CPUs, one MirroredStrategy.
+
+Prints one JSON line: the largest image and transparency differences between the distributed
+run and the single-device run, and the number of traces of a second distributed call.
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import numpy as np  # noqa: E402
+from conftest import conv_classifier  # noqa: E402
+
+from xplique_maco import History, Neuron, maco  # noqa: E402
+from xplique_maco.engine import trace_count  # noqa: E402
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = conv_classifier()
+settings = dict(nb_steps=6, image_shape=(40, 40), nb_crops=2, crop_size=(0.5, 1.0), seed=4, verbose=0)
+objective = Neuron(model, "logits", [0, 1, 2, 3, 4])
+single, single_masks = maco(objective, **settings)
+history = History()
+spread, spread_masks = maco(objective, strategy=strategy, callbacks=[history], **settings)
+traced = trace_count()
+maco(Neuron(model, "logits", [5, 6, 7, 8, 9]), strategy=strategy, **settings)
+retraces = trace_count() - traced
+small, _ = maco(Neuron(model, "logits", 0), strategy=strategy, **settings)  # fewer items than replicas
+json.dump(
+    {
+        "image": float(np.abs(single.numpy() - spread.numpy()).max()),
+        "transparency": float(
+            np.abs(single_masks.numpy() - spread_masks.numpy()).max() / single_masks.numpy().max()
+        ),
+        "shape": list(spread.shape),
+        "history": list(history.values.shape),
+        "retraces": retraces,
+        "small": float(np.abs(small.numpy()[0] - single.numpy()[0]).max()),
+        "devices": sorted(device.split("device:")[-1] for device in strategy.extended.worker_devices),
+    },
+    sys.stdout,
+)
