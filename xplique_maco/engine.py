@@ -9,6 +9,7 @@ reuses the compiled step without retracing.
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -94,6 +95,10 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
         phase_gradient, image_gradient = tape.gradient(
             total, [phase, image], unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
+        # A NaN or inf gradient (an objective undefined somewhere) must never reach the phase:
+        # those entries are skipped, so images stay finite; `render` reports the objective.
+        phase_gradient = tf.where(tf.math.is_finite(phase_gradient), phase_gradient, 0.0)
+        image_gradient = tf.where(tf.math.is_finite(image_gradient), image_gradient, 0.0)
         # Gradient ascent: the optimizers minimise, so they receive the negated gradient.
         phase, optimizer_state = optimizer.apply(
             phase, -phase_gradient, optimizer_state, controls["learning_rate"], step_index
@@ -219,6 +224,16 @@ def render(
             )
     images = images_of(phases)
     transparencies = tf.concat(_transparencies(state, strategy), 0) / settings.nb_steps
+    last_values = np.concatenate([v.numpy() for v in values])
+    if not np.isfinite(last_values).all():
+        bad = np.flatnonzero(~np.isfinite(last_values)).tolist()
+        warnings.warn(
+            f"The objective was NaN or infinite at the last step for batch items {bad} "
+            "(an activation undefined for these images?). Non-finite gradients were skipped, so "
+            "the images are finite, but they may not maximise anything.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if callbacks:
         callbacks.on_end(images, transparencies)
     return images, transparencies

@@ -104,7 +104,9 @@ class Objective:
         if isinstance(other, numbers.Number) and other == 0:
             return self  # lets sum() start from 0
         if not isinstance(other, Objective):
-            return NotImplemented
+            raise TypeError(
+                f"Objectives add to objectives only (or to 0, for sum()), received {type(other).__name__}."
+            )
         if other.model is not self.model:
             raise ValueError(
                 "Cannot combine objectives built on different models "
@@ -127,14 +129,16 @@ class Objective:
 
     def __sub__(self, other: Objective) -> Objective:
         if not isinstance(other, Objective):
-            return NotImplemented
+            raise TypeError(f"Objectives subtract objectives only, received {type(other).__name__}.")
         return self + (-other)
 
     def __mul__(self, factor: float) -> Objective:
         if not isinstance(factor, numbers.Real) or isinstance(factor, bool):
             if isinstance(factor, Objective):
                 raise TypeError("Objectives can be multiplied by a scalar only, not by another objective.")
-            return NotImplemented
+            raise TypeError(
+                f"Objectives can be multiplied by a real number only, received {type(factor).__name__}."
+            )
         if not np.isfinite(factor):
             raise ValueError(f"Cannot multiply an objective by {factor}: the factor must be finite.")
         terms = tuple(replace(t, coefficient=t.coefficient * float(factor)) for t in self.terms)
@@ -144,7 +148,9 @@ class Objective:
 
     def __truediv__(self, divisor: float) -> Objective:
         if not isinstance(divisor, numbers.Real) or isinstance(divisor, bool):
-            return NotImplemented
+            raise TypeError(
+                f"Objectives can be divided by a real number only, received {type(divisor).__name__}."
+            )
         if divisor == 0:
             raise ZeroDivisionError("Cannot divide an objective by zero.")
         return self * (1.0 / float(divisor))

@@ -264,8 +264,13 @@ def _iterate_images(images):
     """Yields float (H, W, C) arrays from an array, a list, or a tf.data.Dataset of images or batches."""
     if hasattr(images, "as_numpy_iterator"):
         images = images.as_numpy_iterator()
-    elif isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype != object:
-        images = [images]
+    elif isinstance(images, np.ndarray) and images.dtype != object:
+        if images.ndim in (2, 3):
+            images = [images]
+        elif images.ndim != 4:
+            raise ValueError(
+                f"Images must be (H, W), (H, W, C) or batches (N, H, W, C); received shape {images.shape}."
+            )
     for item in images:
         item = np.asarray(item, dtype=np.float64)
         if item.ndim == 4:
