@@ -2,7 +2,7 @@
 
 from .callbacks import Callback, History, Recorder, Snapshots
 from .features import evaluate
-from .maco import maco
+from .maco import fourier, maco
 from .objectives import Channel, Direction, Layer, Neuron, Objective
 from .optimizers import SGD, Adam, Nadam
 from .plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "maco",
+    "fourier",
     "Objective",
     "Neuron",
     "Channel",

@@ -8,7 +8,6 @@ reuses the compiled step without retracing.
 
 from __future__ import annotations
 
-import math
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -20,14 +19,13 @@ import tensorflow as tf
 from .augment import random_crops
 from .callbacks import CallbackList
 from .objectives import evaluate_terms
-from .parametrization import decorrelated_to_image, phase_to_decorrelated
+from .parametrization import MagnitudeConstrained
 from .spectrum import Spectrum
 
 __all__ = ["RenderSettings", "render", "trace_count"]
 
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TRACES = {"count": 0}
-_INITIAL_PHASE = -1  # fold-in value of the initial phase's random stream (steps are >= 0)
 
 
 def trace_count() -> int:
@@ -48,6 +46,7 @@ class RenderSettings:
     learning_rate: float
     values_range: tuple[float, float]
     input_size: tuple[int, int]
+    parametrization: object = MagnitudeConstrained()
 
 
 def _crop_extent(image_shape, input_size) -> np.ndarray:
@@ -60,6 +59,7 @@ def _crop_extent(image_shape, input_size) -> np.ndarray:
 
 def _build_step(extractor: keras.Model, signature, layer_names, settings: RenderSettings):
     optimizer = settings.optimizer
+    parametrization = settings.parametrization
     height, width = settings.image_shape
     nb_crops = settings.nb_crops
     input_size = settings.input_size
@@ -67,13 +67,11 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
     @tf.function
     def step(state, step_index, item_seeds, arguments, spectrum, controls):
         _TRACES["count"] += 1  # Python side effect: runs only while tracing
-        phase, optimizer_state, transparency = state
-        magnitude, recorrelation, mean = spectrum
-        batch_size = phase.shape[0]
+        params, optimizer_state, transparency = state
+        batch_size = params.shape[0]
         with tf.GradientTape() as tape:
-            tape.watch(phase)
-            decorrelated = phase_to_decorrelated(phase, magnitude, width)
-            image = decorrelated_to_image(decorrelated, recorrelation, mean, controls["values_range"])
+            tape.watch(params)
+            image = parametrization.to_image(params, spectrum, controls["values_range"], width)
             crops = random_crops(
                 image,
                 item_seeds,
@@ -92,19 +90,19 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
             )
             per_item = tf.reduce_mean(values, axis=1)
             total = tf.reduce_sum(per_item)
-        phase_gradient, image_gradient = tape.gradient(
-            total, [phase, image], unconnected_gradients=tf.UnconnectedGradients.ZERO
+        params_gradient, image_gradient = tape.gradient(
+            total, [params, image], unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
-        # A NaN or inf gradient (an objective undefined somewhere) must never reach the phase:
-        # those entries are skipped, so images stay finite; `render` reports the objective.
-        phase_gradient = tf.where(tf.math.is_finite(phase_gradient), phase_gradient, 0.0)
+        # A NaN or inf gradient (an objective undefined somewhere) must never reach the
+        # parameters: those entries are skipped, so images stay finite; `render` reports it.
+        params_gradient = tf.where(tf.math.is_finite(params_gradient), params_gradient, 0.0)
         image_gradient = tf.where(tf.math.is_finite(image_gradient), image_gradient, 0.0)
         # Gradient ascent: the optimizers minimise, so they receive the negated gradient.
-        phase, optimizer_state = optimizer.apply(
-            phase, -phase_gradient, optimizer_state, controls["learning_rate"], step_index
+        params, optimizer_state = optimizer.apply(
+            params, -params_gradient, optimizer_state, controls["learning_rate"], step_index
         )
         transparency = transparency + tf.reduce_mean(tf.abs(image_gradient), axis=-1, keepdims=True)
-        return (phase, optimizer_state, transparency), per_item
+        return (params, optimizer_state, transparency), per_item
 
     return step
 
@@ -117,6 +115,7 @@ def _compiled_step(model, extractor, signature, layer_names, settings: RenderSet
         settings.nb_crops,
         settings.input_size,
         settings.optimizer,
+        settings.parametrization,
     )
     # Keyed by the user's model (the steps hold the extractor, not the model), so both are
     # freed when the user drops the model.
@@ -124,22 +123,6 @@ def _compiled_step(model, extractor, signature, layer_names, settings: RenderSet
     if key not in per_model:
         per_model[key] = _build_step(extractor, signature, layer_names, settings)
     return per_model[key]
-
-
-def _initial_phase(item_seeds: tf.Tensor, channels: int, image_shape) -> tf.Tensor:
-    height, width = image_shape
-    shape = (channels, height, width // 2 + 1)
-    phases = [
-        tf.random.stateless_uniform(
-            shape,
-            seed=tf.random.experimental.stateless_fold_in(seed, _INITIAL_PHASE, alg="philox"),
-            minval=-math.pi,
-            maxval=math.pi,
-            alg="philox",
-        )
-        for seed in tf.unstack(item_seeds)
-    ]
-    return tf.stack(phases)
 
 
 def render(
@@ -188,10 +171,10 @@ def render(
     inputs, states = [], []
     for arguments, item_seeds in groups:
         seeds = tf.constant(item_seeds, tf.int64)
-        phase = _initial_phase(seeds, spectrum.channels, settings.image_shape)
-        transparency = tf.zeros((phase.shape[0], *settings.image_shape, 1))
+        params = settings.parametrization.initial(seeds, spectrum.channels, settings.image_shape)
+        transparency = tf.zeros((params.shape[0], *settings.image_shape, 1))
         inputs.append((seeds, tf.nest.map_structure(tf.convert_to_tensor, arguments)))
-        states.append((phase, settings.optimizer.init(phase), transparency))
+        states.append((params, settings.optimizer.init(params), transparency))
 
     if strategy is None:
         (seeds, arguments), state = inputs[0], states[0]
@@ -213,7 +196,11 @@ def render(
 
     def images_of(phases):
         return tf.concat(
-            [_render_images(p, spectrum_tensors, controls["values_range"], width) for p in phases], 0
+            [
+                _render_images(settings.parametrization, p, spectrum_tensors, controls["values_range"], width)
+                for p in phases
+            ],
+            0,
         )
 
     for index in range(settings.nb_steps):
@@ -269,8 +256,5 @@ def _distributed_step(strategy: tf.distribute.Strategy, step):
 
 
 @tf.function
-def _render_images(phase, spectrum, values_range, width):
-    magnitude, recorrelation, mean = spectrum
-    return decorrelated_to_image(
-        phase_to_decorrelated(phase, magnitude, width), recorrelation, mean, values_range
-    )
+def _render_images(parametrization, params, spectrum, values_range, width):
+    return parametrization.to_image(params, spectrum, values_range, width)

@@ -13,9 +13,10 @@ from .engine import RenderSettings, render
 from .features import feature_model, image_input_shape
 from .objectives import Objective
 from .optimizers import get_optimizer
+from .parametrization import FourierBaseline, MagnitudeConstrained
 from .spectrum import Spectrum, _check_range, natural_spectrum
 
-__all__ = ["maco"]
+__all__ = ["maco", "fourier"]
 
 _DEFAULT_INPUT_SIZE = 224
 _MIN_CROP_PIXELS = 4
@@ -55,7 +56,23 @@ def _crop_range(crop_size) -> tuple[float, float]:
     return low, high
 
 
+_FOURIER_SCALE = "1/f"
+
+
+def _fourier_scale(channels: int, image_shape: tuple[int, int]) -> Spectrum:
+    """Lucid's 1 / max(f, 1 / max(H, W)) scale, with its colour decorrelation and output scale."""
+    height, width = image_shape
+    frequency = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.rfftfreq(width)[None, :] ** 2)
+    scale = 1.0 / np.maximum(frequency, 1.0 / max(height, width))
+    natural = natural_spectrum(channels).recorrelation
+    # Lucid: sigmoid((x / 4) @ normalised colours); our squash is sigmoid(4 (y - 0.5)), hence / 16.
+    recorrelation = natural / np.linalg.norm(natural, axis=0).max() / 16.0
+    return Spectrum(np.repeat(scale[None], channels, 0), np.full(channels, 0.5), recorrelation, width)
+
+
 def _spectrum_for(magnitude, channels: int, image_shape: tuple[int, int]) -> Spectrum:
+    if isinstance(magnitude, str) and magnitude == _FOURIER_SCALE:
+        return _fourier_scale(channels, image_shape)
     if magnitude is None:
         spectrum = natural_spectrum(channels)
     elif isinstance(magnitude, Spectrum):
@@ -152,6 +169,101 @@ def maco(
     Example:
     >>> images, transparencies = maco(Neuron(model, -1, [1, 94]), nb_steps=128, seed=0)
     """
+    return _optimize(
+        objective,
+        nb_steps=nb_steps,
+        image_shape=image_shape,
+        nb_crops=nb_crops,
+        crop_size=crop_size,
+        noise=noise,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        values_range=values_range,
+        seed=seed,
+        model_input_size=model_input_size,
+        callbacks=callbacks,
+        verbose=verbose,
+        batch_size=batch_size,
+        items=items,
+        strategy=strategy,
+        parametrization=MagnitudeConstrained(),
+        spectrum_source=magnitude,
+    )
+
+
+def fourier(
+    objective: Objective,
+    nb_steps: int = 256,
+    image_shape: tuple[int, int] = (512, 512),
+    nb_crops: int = 32,
+    crop_size: float | tuple[float, float] = (0.85, 1.0),
+    noise: float = 0.0,
+    optimizer="adam",
+    learning_rate: float = 0.05,
+    values_range: tuple[float, float] = (0.0, 1.0),
+    seed: int | None = None,
+    model_input_size: tuple[int, int] | None = None,
+    callbacks: Sequence[Callback] | None = None,
+    verbose: int | str = "auto",
+    batch_size: int | None = None,
+    items: Sequence[int] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The classic Fourier feature visualisation (Olah et al., 2017), as a baseline for MACO.
+
+    Real and imaginary parts of every frequency are optimised freely, scaled by 1 / frequency,
+    with decorrelated colours (Lucid's parametrisation and Adam at 0.05). Augmentations are
+    random crops of 85 to 100% of the image (Lucid's jitter and scaling; rotation is not done).
+    Same arguments (except `magnitude`) and same results as `maco`, so the two compare at equal
+    compute.
+
+    Example:
+    >>> baseline, masks = fourier(Neuron(model, -1, [1, 94]), nb_steps=128, seed=0)
+    """
+    return _optimize(
+        objective,
+        nb_steps=nb_steps,
+        image_shape=image_shape,
+        nb_crops=nb_crops,
+        crop_size=crop_size,
+        noise=noise,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        values_range=values_range,
+        seed=seed,
+        model_input_size=model_input_size,
+        callbacks=callbacks,
+        verbose=verbose,
+        batch_size=batch_size,
+        items=items,
+        strategy=strategy,
+        parametrization=FourierBaseline(),
+        spectrum_source=_FOURIER_SCALE,
+    )
+
+
+def _optimize(
+    objective,
+    *,
+    nb_steps,
+    image_shape,
+    nb_crops,
+    crop_size,
+    noise,
+    optimizer,
+    learning_rate,
+    values_range,
+    seed,
+    model_input_size,
+    callbacks,
+    verbose,
+    batch_size,
+    items,
+    strategy,
+    parametrization,
+    spectrum_source,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Validates everything, then runs the engine chunk by chunk."""
     if not isinstance(objective, Objective):
         raise TypeError(
             f"`objective` must be an Objective (Neuron, Channel, Layer, Direction or a "
@@ -195,6 +307,7 @@ def maco(
         learning_rate=float(learning_rate),
         values_range=values_range,
         input_size=model_input_size,
+        parametrization=parametrization,
     )
     if verbose not in (0, 1, "auto", False, True):
         raise ValueError(f"`verbose` must be 0, 1 or 'auto', received {verbose!r}.")
@@ -207,7 +320,7 @@ def maco(
     listeners = CallbackList(list(callbacks or []))
     if verbose == 1 or (verbose == "auto" and interactive()):
         listeners.callbacks.append(ProgressBar())
-    spectrum = _spectrum_for(magnitude, channels, image_shape)
+    spectrum = _spectrum_for(spectrum_source, channels, image_shape)
     item_seeds = _item_seeds(seed, objective.batch_size)
     extractor = feature_model(objective.model, objective.layer_names)
     _check_layer_shapes(objective, extractor, (*model_input_size, channels))

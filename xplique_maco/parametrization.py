@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["hermitian_phase", "phase_to_decorrelated", "decorrelated_to_image", "phase_to_image"]
+__all__ = [
+    "hermitian_phase",
+    "phase_to_decorrelated",
+    "decorrelated_to_image",
+    "phase_to_image",
+    "MagnitudeConstrained",
+    "FourierBaseline",
+]
 
 
 def _self_conjugate_masks(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,3 +91,55 @@ def phase_to_image(phase, magnitude, recorrelation, mean, values_range, width: i
     """Phase (N, C, H, W // 2 + 1) -> image (N, H, W, C) in `values_range`."""
     decorrelated = phase_to_decorrelated(phase, magnitude, width)
     return decorrelated_to_image(decorrelated, recorrelation, mean, values_range)
+
+
+def _per_item(item_seeds: tf.Tensor, draw) -> tf.Tensor:
+    """Stacks one draw per item, each from its own seed (so items do not depend on each other)."""
+    return tf.stack(
+        [
+            draw(tf.random.experimental.stateless_fold_in(seed, -1, alg="philox"))
+            for seed in tf.unstack(item_seeds)
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class MagnitudeConstrained:
+    """MACO: the parameters are the phases; the magnitude is the spectrum's, fixed."""
+
+    def initial(self, item_seeds: tf.Tensor, channels: int, image_shape: tuple[int, int]) -> tf.Tensor:
+        shape = (channels, image_shape[0], image_shape[1] // 2 + 1)
+        return _per_item(
+            item_seeds,
+            lambda seed: tf.random.stateless_uniform(
+                shape, seed, minval=-math.pi, maxval=math.pi, alg="philox"
+            ),
+        )
+
+    def to_image(self, params, spectrum, values_range, width: int) -> tf.Tensor:
+        magnitude, recorrelation, mean = spectrum
+        return decorrelated_to_image(
+            phase_to_decorrelated(params, magnitude, width), recorrelation, mean, values_range
+        )
+
+
+@dataclass(frozen=True)
+class FourierBaseline:
+    """Lucid's Fourier parametrisation: free real and imaginary parts, scaled by 1 / frequency.
+
+    `spectrum` holds the 1 / f scale (C, H, W // 2 + 1) instead of a magnitude; the optimiser
+    changes magnitudes and phases alike, so nothing keeps the spectrum natural.
+    """
+
+    def initial(self, item_seeds: tf.Tensor, channels: int, image_shape: tuple[int, int]) -> tf.Tensor:
+        shape = (channels, image_shape[0], image_shape[1] // 2 + 1, 2)
+        return _per_item(
+            item_seeds, lambda seed: 0.01 * tf.random.stateless_normal(shape, seed, alg="philox")
+        )
+
+    def to_image(self, params, spectrum, values_range, width: int) -> tf.Tensor:
+        scale, recorrelation, mean = spectrum
+        coefficients = tf.complex(params[..., 0] * scale, params[..., 1] * scale)
+        height = params.shape[-3]
+        decorrelated = tf.transpose(tf.signal.irfft2d(coefficients, fft_length=[height, width]), (0, 2, 3, 1))
+        return decorrelated_to_image(decorrelated, recorrelation, mean, values_range)

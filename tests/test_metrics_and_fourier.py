@@ -1,0 +1,96 @@
+"""Metrics measure what they claim; the Fourier baseline keeps the maco contract."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage import data
+
+from xplique_maco import History, Neuron, evaluate, fourier, maco
+from xplique_maco.engine import trace_count
+from xplique_maco.metrics import plausibility, spectrum_statistics, target_confidence, transferability
+
+FAST = dict(nb_steps=30, image_shape=(48, 48), nb_crops=4, seed=0, verbose=0)
+
+
+def test_spectrum_statistics_tell_noise_from_photos():
+    noise = np.random.default_rng(0).uniform(size=(2, 128, 128, 3))
+    photo = data.astronaut()[None, :256, :256] / 255.0
+    noisy = spectrum_statistics(noise)
+    natural = spectrum_statistics(photo)
+    assert noisy["high_frequency_share"].min() > 0.6  # most of the plane lies above 0.25 cycles/pixel
+    assert abs(noisy["slope"]).max() < 0.2  # white noise: flat amplitude
+    assert 0.0 < natural["high_frequency_share"][0] < 0.1
+    assert -2.0 < natural["slope"][0] < -0.8
+    grey = spectrum_statistics(photo.mean(axis=-1, keepdims=True))
+    assert abs(grey["slope"][0] - natural["slope"][0]) < 0.2
+
+
+def tiny_classifier(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(6, name="logits")(pooled))
+
+
+def test_confidence_and_transferability_match_the_models_own_predictions():
+    source, judge = tiny_classifier(0), tiny_classifier(1)
+    images = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype("float32")
+    resized = tf.image.resize(images, (16, 16), antialias=True)
+    classes = np.argmax(judge(resized).numpy(), axis=1)
+    classes[:3] = (classes[:3] + 1) % 6  # three of eight are wrong on purpose
+    probabilities = tf.nn.softmax(source(resized)).numpy()
+    np.testing.assert_allclose(
+        target_confidence(source, images, classes), probabilities[np.arange(8), classes], rtol=1e-5
+    )
+    rates = transferability(images, classes, {"judge": judge})["judge"]
+    assert rates["top1"] == pytest.approx(5 / 8)
+    assert rates["top5"] >= rates["top1"]
+
+
+def test_plausibility_prefers_the_matching_class():
+    inputs = keras.Input((8, 8, 3))
+    colours = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))  # features = mean colour
+    red, blue = np.zeros((1, 8, 8, 3)), np.zeros((1, 8, 8, 3))
+    red[..., 0], blue[..., 2] = 1.0, 1.0
+    real = np.concatenate([red, red * 0.8, blue])
+    reddish = red * 0.9 + 0.05
+    scores = plausibility(colours, reddish, [0], real, [0, 0, 1])
+    assert scores[0] > 0.5
+    assert plausibility(colours, reddish, [1], real, [0, 0, 1])[0] < -0.5
+    with pytest.raises(ValueError, match="No real image of classes \\[2\\]"):
+        plausibility(colours, reddish, [2], real, [0, 0, 1])
+
+
+def test_fourier_baseline_keeps_the_contract_and_rises(model):
+    history = History()
+    objective = Neuron(model, "logits", [2, 6])
+    images, transparencies = fourier(objective, callbacks=[history], **FAST)
+    assert images.shape == (2, 48, 48, 3) and transparencies.shape == (2, 48, 48, 1)
+    assert float(tf.reduce_min(images)) >= 0 and float(tf.reduce_max(images)) <= 1
+    assert (history.values[-5:].mean(axis=0) > history.values[:5].mean(axis=0)).all()
+    again, _ = fourier(objective, **FAST)
+    np.testing.assert_array_equal(images.numpy(), again.numpy())
+
+
+def test_fourier_changes_magnitudes_where_maco_keeps_them(model):
+    objective = Neuron(model, "logits", 3)
+
+    def high_frequency_share(render, steps):
+        images, _ = render(objective, **{**FAST, "nb_steps": steps})
+        return spectrum_statistics(images)["high_frequency_share"][0]
+
+    # MACO's spectrum is the natural one whatever the optimisation does; Fourier's drifts far.
+    assert abs(np.log(high_frequency_share(maco, 30) / high_frequency_share(maco, 1))) < 0.5
+    assert abs(np.log(high_frequency_share(fourier, 30) / high_frequency_share(fourier, 1))) > 1.0
+
+
+def test_fourier_and_maco_use_separate_compiled_steps(model):
+    objective = Neuron(model, "logits", 1)
+    maco(objective, **FAST)
+    fourier(objective, **FAST)
+    traced = trace_count()
+    maco(Neuron(model, "logits", 4), **FAST)
+    fourier(Neuron(model, "logits", 4), **FAST)
+    assert trace_count() == traced
+    assert evaluate(objective, tf.zeros((1, 32, 32, 3))).shape == (1,)
