@@ -63,7 +63,9 @@ def _fourier_scale(channels: int, image_shape: tuple[int, int]) -> Spectrum:
     """Lucid's 1 / max(f, 1 / max(H, W)) scale, with its colour decorrelation and output scale."""
     height, width = image_shape
     frequency = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.rfftfreq(width)[None, :] ** 2)
-    scale = 1.0 / np.maximum(frequency, 1.0 / max(height, width))
+    # Lucid also multiplies by sqrt(H W), which makes its transform unitary (so learning rates
+    # mean the same as in pixel space).
+    scale = np.sqrt(height * width) / np.maximum(frequency, 1.0 / max(height, width))
     natural = natural_spectrum(channels).recorrelation
     # Lucid: sigmoid((x / 4) @ normalised colours); our squash is sigmoid(4 (y - 0.5)), hence / 16.
     recorrelation = natural / np.linalg.norm(natural, axis=0).max() / 16.0

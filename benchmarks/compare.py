@@ -1,0 +1,393 @@
+"""Side by side with the field: speed, memory, many objectives and quality against Xplique's MACO
+and the Fourier baseline, in one run on one machine. Writes benchmarks/results/report.md.
+
+Run everything (needs Xplique 2.0.2 beside this package, see tox.ini's bench environment):
+    python benchmarks/compare.py report
+Or one part:   python benchmarks/compare.py speed --model resnet50v2
+               python benchmarks/compare.py quality --classes 16 --seeds 2
+
+Speed: seconds per step by (time of nb_steps = 1 + n) - (time of nb_steps = 1), over n, which
+cancels per-call set-up and tracing. Memory: peak RSS of a separate process per method.
+Quality: equal compute (same steps, crops and image size) for the three methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from xplique_maco import Neuron, fourier, maco  # noqa: E402
+from xplique_maco.metrics import spectrum_statistics, target_confidence, transferability  # noqa: E402
+from xplique_maco.zoo import efficientnet_lite0, imagenet_classes, mobilenet_v2  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+CLASSES = [1, 9, 130, 144, 291, 309, 323, 388, 417, 430, 483, 508, 779, 954, 967, 980]
+
+
+def load(name: str):
+    if name == "efficientnet_lite0":
+        return efficientnet_lite0()
+    if name == "mobilenet_v2":
+        return mobilenet_v2()
+    if name == "resnet50v2":  # random weights, for speed only; takes [0, 1] like the zoo models
+        import keras
+
+        inputs = keras.Input((224, 224, 3))
+        body = keras.applications.ResNet50V2(
+            weights=None, input_shape=(224, 224, 3), classifier_activation=None
+        )
+        return keras.Model(inputs, body(inputs * 2.0 - 1.0), name="resnet50v2")
+    raise ValueError(f"unknown model {name!r}")
+
+
+_FIXED: dict = {}
+
+
+def _fixed_size(model):
+    """Xplique needs a static input size; the zoo models accept any: wrap them at 224 x 224."""
+    if model.inputs[0].shape[1] is not None:
+        return model
+    if id(model) not in _FIXED:
+        import keras
+
+        fixed = keras.models.clone_model(model, input_tensors=keras.Input((224, 224, 3)))
+        fixed.set_weights(model.get_weights())
+        _FIXED[id(model)] = fixed
+    return _FIXED[id(model)]
+
+
+def xplique_render(model, index, steps, crops, size, seed):
+    """Xplique 2.0.2's maco on one class (it takes one objective per call); (image, transparency)."""
+    from xplique.features_visualizations import Objective
+    from xplique.features_visualizations import maco as xplique_maco
+
+    tf.random.set_seed(seed)
+    objective = Objective.neuron(_fixed_size(model), -1, index)
+    image, transparency = xplique_maco(
+        objective, nb_steps=steps, nb_crops=crops, values_range=(0, 1), custom_shape=(size, size)
+    )
+    return np.asarray(image), np.asarray(transparency)
+
+
+def per_step(run, steps: int, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(1)
+        short = time.perf_counter() - start
+        start = time.perf_counter()
+        run(1 + steps)
+        times.append((time.perf_counter() - start - short) / steps)
+    return times
+
+
+def speed(args) -> dict:
+    model = load(args.model)
+    size, crops = args.size, args.crops
+    objective = Neuron(model, -1, 1)
+    batch = tf.random.uniform((crops, 224, 224, 3))
+
+    @tf.function
+    def bare_step(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            value = tf.reduce_sum(model(inputs, training=False)[:, 1])
+        return tape.gradient(value, inputs)
+
+    bare_step(batch)
+    runs = {
+        "ours": lambda n: maco(
+            objective, nb_steps=n, image_shape=(size, size), nb_crops=crops, seed=0, verbose=0
+        )[0].numpy(),
+        "xplique": lambda n: xplique_render(model, 1, n, crops, size, 0),
+        "bare": lambda n: [bare_step(batch).numpy() for _ in range(n)],
+    }
+    runs["ours"](1)  # first trace
+    results = {name: per_step(run, args.steps, args.repeats) for name, run in runs.items()}
+    second_call = time.perf_counter()
+    maco(Neuron(model, -1, 2), nb_steps=2, image_shape=(size, size), nb_crops=crops, seed=1, verbose=0)
+    ours_second = time.perf_counter() - second_call
+    second_call = time.perf_counter()
+    xplique_render(model, 2, 2, crops, size, 1)
+    xplique_second = time.perf_counter() - second_call
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    return {
+        "model": args.model,
+        "size": size,
+        "crops": crops,
+        "seconds_per_step": medians,
+        "runs": results,
+        "ours_over_xplique": medians["ours"] / medians["xplique"],
+        "ours_over_bare": medians["ours"] / medians["bare"],
+        "second_call_2_steps": {"ours": ours_second, "xplique": xplique_second},
+    }
+
+
+def memory(args) -> dict:
+    """Run in its own process: peak RSS of one method for a few steps."""
+    model = load(args.model)
+    if args.method == "ours":
+        maco(
+            Neuron(model, -1, 1),
+            nb_steps=args.steps,
+            image_shape=(args.size,) * 2,
+            nb_crops=args.crops,
+            verbose=0,
+        )
+    elif args.method == "xplique":
+        xplique_render(model, 1, args.steps, args.crops, args.size, 0)
+    return {"method": args.method, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def many(args) -> dict:
+    model = load("efficientnet_lite0")
+    classes = CLASSES[: args.classes]
+    settings = dict(nb_steps=args.steps, image_shape=(args.size,) * 2, nb_crops=args.crops, seed=0, verbose=0)
+    start = time.perf_counter()
+    maco(Neuron(model, -1, classes), **settings)
+    ours = time.perf_counter() - start
+    start = time.perf_counter()
+    for index in classes:
+        xplique_render(model, index, args.steps, args.crops, args.size, 0)
+    theirs = time.perf_counter() - start
+    return {
+        "classes": len(classes),
+        "steps": args.steps,
+        "ours_s": ours,
+        "xplique_s": theirs,
+        "speedup": theirs / ours,
+    }
+
+
+def photo_statistics() -> dict:
+    import matplotlib.cbook
+    import matplotlib.pyplot as plt
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), *data.stereo_motorcycle()[:2]]
+    photos += [*load_sample_images().images, plt.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))]
+    shares = [float(spectrum_statistics(p[None] / 255.0)["high_frequency_share"][0]) for p in photos]
+    slopes = [float(spectrum_statistics(p[None] / 255.0)["slope"][0]) for p in photos]
+    return {
+        "share_min": min(shares),
+        "share_max": max(shares),
+        "slope_min": min(slopes),
+        "slope_max": max(slopes),
+    }
+
+
+def quality(args) -> dict:
+    classes = CLASSES[: args.classes]
+    models = {"efficientnet_lite0": efficientnet_lite0(), "mobilenet_v2": mobilenet_v2()}
+    photos = photo_statistics()
+    settings = dict(nb_steps=args.steps, image_shape=(args.size,) * 2, nb_crops=args.crops, verbose=0)
+    table, pictures = [], {}
+    for source_name, judge_name in [
+        ("efficientnet_lite0", "mobilenet_v2"),
+        ("mobilenet_v2", "efficientnet_lite0"),
+    ]:
+        source, judge = models[source_name], models[judge_name]
+        for method in ("ours", "xplique", "fourier"):
+            images, labels, start = [], [], time.perf_counter()
+            for seed in range(args.seeds):
+                if method == "xplique":
+                    batch = np.stack(
+                        [
+                            xplique_render(source, c, args.steps, args.crops, args.size, seed)[0]
+                            for c in classes
+                        ]
+                    )
+                else:
+                    render = maco if method == "ours" else fourier
+                    batch = render(Neuron(source, -1, classes), seed=seed, **settings)[0].numpy()
+                images.append(batch)
+                labels += classes
+            images = np.concatenate(images)
+            seconds = time.perf_counter() - start
+            logits = source(tf.image.resize(images, (224, 224), antialias=True), training=False).numpy()
+            stats = spectrum_statistics(images)
+            shares = stats["high_frequency_share"]
+            row = {
+                "source": source_name,
+                "judge": judge_name,
+                "method": method,
+                "images": len(images),
+                "seconds": seconds,
+                "source_top1": float(np.mean(np.argmax(logits, axis=1) == np.array(labels))),
+                "source_confidence": float(np.mean(target_confidence(source, images, labels))),
+                **{f"judge_{k}": v for k, v in transferability(images, labels, {"j": judge})["j"].items()},
+                "hf_share_median": float(np.median(shares)),
+                "hf_share_min": float(shares.min()),
+                "hf_share_max": float(shares.max()),
+                "hf_in_photo_range": float(
+                    np.mean((shares >= photos["share_min"]) & (shares <= photos["share_max"]))
+                ),
+                "slope_median": float(np.median(stats["slope"])),
+            }
+            print(json.dumps(row), flush=True)
+            table.append(row)
+            pictures[(source_name, method)] = images[: min(8, len(classes))]
+    RESULTS.mkdir(exist_ok=True)
+    figure_path = RESULTS / "quality.png"
+    save_picture(pictures, classes, figure_path)
+    return {
+        "settings": {**settings, "classes": classes, "seeds": args.seeds},
+        "photos": photos,
+        "table": table,
+    }
+
+
+def save_picture(pictures: dict, classes, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = imagenet_classes()
+    rows = list(pictures)
+    columns = len(next(iter(pictures.values())))
+    figure, axes = plt.subplots(len(rows), columns, figsize=(2 * columns, 2.1 * len(rows)), squeeze=False)
+    for r, key in enumerate(rows):
+        for c in range(columns):
+            axes[r, c].imshow(np.clip(pictures[key][c], 0, 1))
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(names[classes[c]], fontsize=8)
+        axes[r, 0].set_ylabel(f"{key[1]}\n({key[0]})", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=70)
+
+
+def in_subprocess(arguments: list[str]) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, *arguments, "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def report(args) -> None:
+    """Everything, each part in its own process, then the markdown report."""
+    sections = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}"}
+    sections["speed"] = [
+        in_subprocess(["speed", "--model", m, "--steps", str(args.steps)]) for m in args.speed_models
+    ]
+    sections["memory"] = [
+        {"model": m, **in_subprocess(["memory", "--model", m, "--method", method])}
+        for m in args.speed_models
+        for method in ("ours", "xplique", "bare")
+    ]
+    sections["many"] = in_subprocess(["many", "--steps", "32"])
+    sections["quality"] = in_subprocess(
+        [
+            "quality",
+            "--classes",
+            str(args.classes),
+            "--seeds",
+            str(args.seeds),
+            "--steps",
+            str(args.quality_steps),
+        ]
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "report.json").write_text(json.dumps(sections, indent=1))
+    (RESULTS / "report.md").write_text(markdown(sections))
+    print((RESULTS / "report.md").read_text())
+
+
+def markdown(sections: dict) -> str:
+    lines = ["# xplique_maco against the field", "", f"Machine: {sections['machine']}. Command: "]
+    lines += ["`python benchmarks/compare.py report` (see its docstring for the method).", "", "## Speed", ""]
+    lines += [
+        "| model | image | crops | ours s/step | Xplique s/step | bare s/step | ours/Xplique | ours/bare |"
+    ]
+    lines += ["|---|---|---|---|---|---|---|---|"]
+    for s in sections["speed"]:
+        t = s["seconds_per_step"]
+        lines.append(
+            f"| {s['model']} | {s['size']} | {s['crops']} | {t['ours']:.3f} | {t['xplique']:.3f} | {t['bare']:.3f} "
+            f"| {s['ours_over_xplique']:.2f} | {s['ours_over_bare']:.3f} |"
+        )
+    lines += ["", "Second call, 2 steps, another class (tracing included):", ""]
+    for s in sections["speed"]:
+        c = s["second_call_2_steps"]
+        lines.append(f"- {s['model']}: ours {c['ours']:.2f} s, Xplique {c['xplique']:.2f} s")
+    lines += [
+        "",
+        "## Peak memory (separate processes, RSS)",
+        "",
+        "| model | ours MB | Xplique MB | bare process MB |",
+    ]
+    lines += ["|---|---|---|---|"]
+    for model in sorted({m["model"] for m in sections["memory"]}):
+        by = {m["method"]: m["peak_rss_mb"] for m in sections["memory"] if m["model"] == model}
+        lines.append(f"| {model} | {by['ours']:.0f} | {by['xplique']:.0f} | {by['bare']:.0f} |")
+    m = sections["many"]
+    lines += ["", "## Many objectives", ""]
+    lines.append(
+        f"{m['classes']} classes of EfficientNet-Lite0, {m['steps']} steps, end to end: one batched call "
+        f"{m['ours_s']:.1f} s, {m['classes']} Xplique calls {m['xplique_s']:.1f} s: {m['speedup']:.2f}x."
+    )
+    q = sections["quality"]
+    lines += ["", "## Quality at equal compute", "", f"Settings: {q['settings']}.", ""]
+    p = q["photos"]
+    lines.append(
+        f"The 9 offline photos: high-frequency share {p['share_min']:.3f}-{p['share_max']:.3f}, "
+        f"slope {p['slope_min']:.2f} to {p['slope_max']:.2f}."
+    )
+    lines += ["", "| source -> judge | method | source top-1 | source p | judge top-1 | judge top-5 |"]
+    lines[-1] += " HF share median (min-max) | in photo range | slope | seconds |"
+    lines += ["|---|---|---|---|---|---|---|---|---|---|"]
+    for r in q["table"]:
+        lines.append(
+            f"| {r['source']} -> {r['judge']} | {r['method']} | {r['source_top1']:.0%} | {r['source_confidence']:.2f} "
+            f"| {r['judge_top1']:.0%} | {r['judge_top5']:.0%} | {r['hf_share_median']:.3f} "
+            f"({r['hf_share_min']:.3f}-{r['hf_share_max']:.3f}) | {r['hf_in_photo_range']:.0%} "
+            f"| {r['slope_median']:.2f} | {r['seconds']:.0f} |"
+        )
+    lines += ["", "![first classes, seed 0](quality.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parts = parser.add_subparsers(dest="part", required=True)
+    for name in ("speed", "memory", "many", "quality", "report"):
+        part = parts.add_parser(name)
+        part.add_argument("--model", default="efficientnet_lite0")
+        part.add_argument("--method", default="ours", choices=["ours", "xplique", "bare"])
+        part.add_argument("--steps", type=int, default={"quality": 128, "many": 32}.get(name, 4))
+        part.add_argument("--repeats", type=int, default=3)
+        part.add_argument("--size", type=int, default=512 if name in ("speed", "memory") else 256)
+        part.add_argument("--crops", type=int, default=32 if name in ("speed", "memory") else 8)
+        part.add_argument("--classes", type=int, default=16)
+        part.add_argument("--seeds", type=int, default=2)
+        part.add_argument("--quality-steps", type=int, default=128)
+        part.add_argument("--speed-models", nargs="+", default=["efficientnet_lite0", "resnet50v2"])
+        part.add_argument("--json", action="store_true", help="print one JSON line (used by report)")
+    args = parser.parse_args()
+    if args.part == "report":
+        report(args)
+        return
+    result = {"speed": speed, "memory": memory, "many": many, "quality": quality}[args.part](args)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
