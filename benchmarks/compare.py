@@ -238,7 +238,7 @@ def quality(args) -> dict:
                 ),
                 "slope_median": float(np.median(stats["slope"])),
             }
-            print(json.dumps(row), flush=True)
+            print(json.dumps(row), file=sys.stderr, flush=True)
             table.append(row)
             pictures[(source_name, method)] = images[: min(8, len(classes))]
     RESULTS.mkdir(exist_ok=True)
@@ -281,18 +281,32 @@ def in_subprocess(arguments: list[str]) -> dict:
 
 
 def report(args) -> None:
-    """Everything, each part in its own process, then the markdown report."""
+    """Everything, each part in its own process, then the markdown report.
+
+    Each part's result is kept in results/parts/; a rerun redoes only the missing parts
+    (delete the folder to start over).
+    """
+    parts = RESULTS / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+
+    def part(name: str, arguments: list[str]):
+        path = parts / f"{name}.json"
+        if not path.exists():
+            path.write_text(json.dumps(in_subprocess(arguments)))
+        return json.loads(path.read_text())
+
     sections = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}"}
     sections["speed"] = [
-        in_subprocess(["speed", "--model", m, "--steps", str(args.steps)]) for m in args.speed_models
+        part(f"speed_{m}", ["speed", "--model", m, "--steps", str(args.steps)]) for m in args.speed_models
     ]
     sections["memory"] = [
-        {"model": m, **in_subprocess(["memory", "--model", m, "--method", method])}
+        {"model": m, **part(f"memory_{m}_{method}", ["memory", "--model", m, "--method", method])}
         for m in args.speed_models
         for method in ("ours", "xplique", "bare")
     ]
-    sections["many"] = in_subprocess(["many", "--steps", "32"])
-    sections["quality"] = in_subprocess(
+    sections["many"] = part("many", ["many", "--steps", "32"])
+    sections["quality"] = part(
+        "quality",
         [
             "quality",
             "--classes",
@@ -301,9 +315,8 @@ def report(args) -> None:
             str(args.seeds),
             "--steps",
             str(args.quality_steps),
-        ]
+        ],
     )
-    RESULTS.mkdir(exist_ok=True)
     (RESULTS / "report.json").write_text(json.dumps(sections, indent=1))
     (RESULTS / "report.md").write_text(markdown(sections))
     print((RESULTS / "report.md").read_text())

@@ -88,3 +88,15 @@ def test_demo_writes_images_and_a_grid(tmp_path, capsys):
 def test_demo_rejects_unknown_class(tmp_path, capsys):
     assert main(["demo", "--classes", "expresso", "--output", str(tmp_path)]) == 2
     assert "No class named 'expresso'" in capsys.readouterr().err
+
+
+def test_display_contrast_is_robust_and_optional():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    image = np.random.default_rng(0).uniform(0.4, 0.6, size=(32, 32, 3))
+    image[0, 0] = 1.0  # one outlier must not decide the contrast
+    shown = plot_maco(image).get_images()[0].get_array()
+    assert shown.min() == 0.0 and shown.max() == 1.0 and np.median(shown) > 0.3
+    raw = plot_maco(image, contrast=None).get_images()[0].get_array()
+    np.testing.assert_allclose(raw, to_uint8(image) / 255.0)

@@ -344,6 +344,7 @@ def test_fifty_calls_neither_retrace_nor_grow_memory(model):
         call(index)
     gc.collect()
     grown = resident_megabytes() - before
+    print(f"RSS growth over 50 maco calls: {grown:.1f} MB")  # shown with pytest -s
     assert trace_count() == traced
     assert grown < 40, f"RSS grew by {grown:.1f} MB over 50 calls"
 

@@ -93,8 +93,16 @@ def save_rgba(path, image, transparency, values_range=(0.0, 1.0), percentile: fl
     return path
 
 
-def _display(image, transparency, values_range, percentile, show_alpha: bool) -> np.ndarray:
-    pixels = to_uint8(image, values_range).astype(np.float64) / 255.0
+def _stretch(pixels: np.ndarray, contrast) -> np.ndarray:
+    """Robust contrast for display: the given low and high percentiles map to 0 and 1."""
+    if contrast is None:
+        return pixels
+    low, high = np.percentile(pixels, contrast)
+    return np.clip((pixels - low) / (high - low), 0.0, 1.0) if high > low else pixels
+
+
+def _display(image, transparency, values_range, percentile, show_alpha: bool, contrast=None) -> np.ndarray:
+    pixels = _stretch(to_uint8(image, values_range).astype(np.float64) / 255.0, contrast)
     if pixels.ndim != 3 or pixels.shape[-1] not in (1, 3):
         raise ValueError(f"Expected one image (H, W, C) with C in (1, 3), received shape {pixels.shape}.")
     if transparency is not None and np.shape(transparency)[:2] != pixels.shape[:2]:
@@ -116,6 +124,7 @@ def plot_maco(
     show: str = "alpha",
     title: str | None = None,
     ax=None,
+    contrast: tuple[float, float] | None = (0.5, 99.5),
 ):
     """Shows a visualisation with its transparency as alpha (or beside it); returns the axes.
 
@@ -127,6 +136,9 @@ def plot_maco(
         show: "alpha" (image with alpha), "image" (image alone) or "both" (image, then the map).
         title: Optional title.
         ax: Matplotlib axes to draw in (for "both", a pair); created if None.
+        contrast: Percentiles of the image shown as black and white (robust to a few extreme
+            pixels; MACO images have a natural, modest contrast); None shows values as they are.
+            Only the display changes, never the image.
 
     Returns:
         The matplotlib axes (a list of two for "both").
@@ -153,7 +165,7 @@ def plot_maco(
         if transparency is None:
             raise ValueError("show='both' needs a transparency map.")
         axes = ax if ax is not None else plt.subplots(1, 2, figsize=(8, 4))[1]
-        axes[0].imshow(_display(image, None, values_range, percentile, False))
+        axes[0].imshow(_display(image, None, values_range, percentile, False, contrast))
         axes[1].imshow(transparency_to_alpha(transparency, percentile), cmap="magma", vmin=0, vmax=1)
         for axis in axes:
             axis.axis("off")
@@ -161,7 +173,7 @@ def plot_maco(
             axes[0].set_title(title)
         return list(axes)
     axis = ax if ax is not None else plt.subplots(figsize=(4, 4))[1]
-    axis.imshow(_display(image, transparency, values_range, percentile, show == "alpha"))
+    axis.imshow(_display(image, transparency, values_range, percentile, show == "alpha", contrast))
     axis.axis("off")
     if title:
         axis.set_title(title)
@@ -177,6 +189,7 @@ def plot_maco_grid(
     percentile: float = 99.0,
     show: str = "alpha",
     size: float = 3.0,
+    contrast: tuple[float, float] | None = (0.5, 99.5),
 ):
     """Shows a batch of visualisations in a grid with optional titles; returns the figure.
 
@@ -213,6 +226,7 @@ def plot_maco_grid(
             "image" if show == "image" else "alpha",
             title,
             axis,
+            contrast,
         )
     figure.tight_layout()
     return figure
