@@ -42,14 +42,10 @@ def load(name: str):
         return efficientnet_lite0()
     if name == "mobilenet_v2":
         return mobilenet_v2()
-    if name == "resnet50v2":  # random weights, for speed only; takes [0, 1] like the zoo models
+    if name == "resnet50v2":  # random weights, for speed only (flat: Xplique cannot read nested models)
         import keras
 
-        inputs = keras.Input((224, 224, 3))
-        body = keras.applications.ResNet50V2(
-            weights=None, input_shape=(224, 224, 3), classifier_activation=None
-        )
-        return keras.Model(inputs, body(inputs * 2.0 - 1.0), name="resnet50v2")
+        return keras.applications.ResNet50V2(weights=None, input_shape=(224, 224, 3), classifier_activation=None)
     raise ValueError(f"unknown model {name!r}")
 
 
