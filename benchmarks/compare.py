@@ -45,7 +45,9 @@ def load(name: str):
     if name == "resnet50v2":  # random weights, for speed only (flat: Xplique cannot read nested models)
         import keras
 
-        return keras.applications.ResNet50V2(weights=None, input_shape=(224, 224, 3), classifier_activation=None)
+        return keras.applications.ResNet50V2(
+            weights=None, input_shape=(224, 224, 3), classifier_activation=None
+        )
     raise ValueError(f"unknown model {name!r}")
 
 

@@ -82,8 +82,8 @@ def test_load_spectrum_refuses_other_files(tmp_path):
 def test_plot_errors_and_file_modes(tmp_path):
     with pytest.raises(ValueError, match="does not match image shape"):
         plot_maco(np.zeros((8, 8, 3)), np.zeros((4, 4, 1)))
-    with pytest.raises(ValueError, match="use plot_maco_grid"):
-        plot_maco(np.zeros((2, 8, 8, 3)))
+    axes = plot_maco(np.zeros((2, 8, 8, 3)), np.ones((2, 8, 8, 1)))  # a batch: one axes per image
+    assert len(axes) == 2 and axes[1].get_images()[0].get_array().shape == (8, 8, 4)
     path = save_image(tmp_path / "x.png", np.zeros((4, 4, 3)))
     mask = os.umask(0)
     os.umask(mask)

@@ -141,7 +141,7 @@ def plot_maco(
             Only the display changes, never the image.
 
     Returns:
-        The matplotlib axes (a list of two for "both").
+        The matplotlib axes (a list of two for "both"; for a batch, one axes per image, in a grid).
 
     Example:
     >>> images, transparencies = maco(objective)
@@ -152,11 +152,19 @@ def plot_maco(
     if show not in ("alpha", "image", "both"):
         raise ValueError(f"`show` must be 'alpha', 'image' or 'both', received {show!r}.")
     image = _numpy(image)
+    if image.ndim == 4 and len(image) > 1:
+        if ax is not None:
+            raise ValueError(f"A batch of {len(image)} images needs its own figure: pass ax=None.")
+        figure = plot_maco_grid(
+            image,
+            transparency,
+            values_range=values_range,
+            percentile=percentile,
+            show=show,
+            contrast=contrast,
+        )
+        return list(figure.axes[: len(image)])
     if image.ndim == 4:
-        if len(image) != 1:
-            raise ValueError(
-                f"plot_maco shows one image; received a batch of {len(image)} (use plot_maco_grid)."
-            )
         image = image[0]
     if transparency is not None:
         transparency = _numpy(transparency)
