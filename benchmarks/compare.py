@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from step_overhead import bare_pass  # noqa: E402  (same folder: the bare forward + backward)
 
 from xplique_maco import Neuron, fourier, maco  # noqa: E402
 from xplique_maco.metrics import spectrum_statistics, target_confidence, transferability  # noqa: E402
@@ -96,22 +97,13 @@ def speed(args) -> dict:
     model = load(args.model)
     size, crops = args.size, args.crops
     objective = Neuron(model, -1, 1)
-    batch = tf.random.uniform((crops, 224, 224, 3))
-
-    @tf.function
-    def bare_step(inputs):
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            value = tf.reduce_sum(model(inputs, training=False)[:, 1])
-        return tape.gradient(value, inputs)
-
-    bare_step(batch)
+    bare = bare_pass(model, crops, 224)
     runs = {
         "ours": lambda n: maco(
             objective, nb_steps=n, image_shape=(size, size), nb_crops=crops, seed=0, verbose=0
         )[0].numpy(),
         "xplique": lambda n: xplique_render(model, 1, n, crops, size, 0),
-        "bare": lambda n: [bare_step(batch).numpy() for _ in range(n)],
+        "bare": lambda n: [bare() for _ in range(n)],
     }
     runs["ours"](1)  # first trace
     results = {name: per_step(run, args.steps, args.repeats) for name, run in runs.items()}

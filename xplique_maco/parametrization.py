@@ -12,7 +12,6 @@ __all__ = [
     "hermitian_phase",
     "phase_to_decorrelated",
     "decorrelated_to_image",
-    "phase_to_image",
     "MagnitudeConstrained",
     "FourierBaseline",
 ]
@@ -85,12 +84,6 @@ def decorrelated_to_image(
     squashed = tf.sigmoid(4.0 * (pixels - 0.5))
     low, high = values_range[0], values_range[1]
     return low + (high - low) * squashed
-
-
-def phase_to_image(phase, magnitude, recorrelation, mean, values_range, width: int) -> tf.Tensor:
-    """Phase (N, C, H, W // 2 + 1) -> image (N, H, W, C) in `values_range`."""
-    decorrelated = phase_to_decorrelated(phase, magnitude, width)
-    return decorrelated_to_image(decorrelated, recorrelation, mean, values_range)
 
 
 def _per_item(item_seeds: tf.Tensor, draw) -> tf.Tensor:
