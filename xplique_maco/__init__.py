@@ -3,7 +3,7 @@
 from .callbacks import Callback, History, Recorder, Snapshots
 from .features import evaluate
 from .maco import fourier, maco
-from .objectives import Channel, Direction, Layer, Neuron, Objective
+from .objectives import Channel, Direction, Inversion, Layer, Neuron, Objective
 from .optimizers import SGD, Adam, Nadam
 from .plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
 from .spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
@@ -18,6 +18,7 @@ __all__ = [
     "Channel",
     "Layer",
     "Direction",
+    "Inversion",
     "evaluate",
     "Spectrum",
     "natural_spectrum",

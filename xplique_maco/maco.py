@@ -375,6 +375,13 @@ def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> 
         shapes = [shapes]  # one output: Keras gives its shape, not a list of shapes
     by_layer = dict(zip(objective.layer_names, (tuple(shape) for shape in shapes), strict=True))
     for term, arguments in zip(objective.terms, objective.arguments(), strict=True):
+        target = arguments.get("target")
+        if target is not None and tuple(target.shape[1:]) != by_layer[term.layer][1:]:
+            raise ValueError(
+                f"The inversion reference's activation at layer {term.layer!r} has shape "
+                f"{tuple(target.shape[1:])}, but crops of size {input_shape[:2]} give "
+                f"{by_layer[term.layer][1:]}: set `model_input_size` to the reference image's size."
+            )
         position = arguments.get("position")
         if position is None or (position < 0).all():
             continue

@@ -10,10 +10,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Objective", "Neuron", "Channel", "Layer", "Direction", "evaluate_terms"]
+__all__ = ["Objective", "Neuron", "Channel", "Layer", "Direction", "Inversion", "evaluate_terms"]
 
 _SUPPORTED_RANKS = {2: "dense (N, D)", 3: "tokens (N, T, D)", 4: "convolutional (N, H, W, C)"}
 _EPSILON = 1e-6
+_BATCHED = ("index", "vector", "target")  # arguments that lead with the batch axis
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class _Term:
 
     @property
     def batch_size(self) -> int:
-        for name in ("index", "vector"):
+        for name in _BATCHED:
             if name in self.arguments:
                 return len(self.arguments[name])
         return 1
@@ -44,7 +45,7 @@ class _Term:
 
     def broadcast(self, batch_size: int) -> _Term:
         arguments = dict(self.arguments)
-        for name in ("index", "vector"):
+        for name in _BATCHED:
             if name in arguments and len(arguments[name]) != batch_size:
                 arguments[name] = np.repeat(arguments[name], batch_size, axis=0)
         return replace(self, arguments=arguments)
@@ -93,7 +94,7 @@ class Objective:
         for term in self.terms:
             arguments = dict(term.broadcast(batch_size).arguments)
             if items is not None:
-                for name in ("index", "vector"):
+                for name in _BATCHED:
                     if name in arguments:
                         arguments[name] = arguments[name][items]
             arguments["coefficient"] = np.float32(term.coefficient)
@@ -412,6 +413,77 @@ class Direction(Objective):
         super().__init__(model, (term,))
 
 
+class Inversion(Objective):
+    """Feature inversion: make the image's activations at a layer match a reference image's.
+
+    The value is the cosine similarity between the layer's whole activation (all positions and
+    channels) on a crop of the generated image and on the reference image; 1 is a perfect
+    match. What the rendered image keeps shows what the layer keeps of the reference; what it
+    loses (exact colours, positions, textures) the layer threw away. Positions are compared
+    one by one, so render at the model's input size with crops covering almost the whole
+    image, e.g. `maco(objective, image_shape=(224, 224), crop_size=(0.9, 1.0))`.
+
+    Args:
+        model: The Keras model to explain.
+        layer: Layer name or index in `model.layers`.
+        image: The reference: one image (H, W, C) or a batch (N, H, W, C), one rendered image
+            each, at the size the model will see (`model_input_size` in `maco`) and in the
+            model's input value range (the `values_range` you pass to `maco`).
+
+    Example:
+    >>> objective = Inversion(model, "block4_conv3", photo)  # photo (224, 224, 3) in [0, 1]
+    >>> images, _ = maco(objective, image_shape=(224, 224), crop_size=(0.9, 1.0))
+    """
+
+    def __init__(self, model: keras.Model, layer: str | int, image):
+        from .features import feature_model, image_input_shape  # features imports this module
+
+        found = _find_layer(model, layer)
+        shape = _layer_output_shape(model, found)
+        input_shape = image_input_shape(model)
+        try:
+            reference = np.asarray(image, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`image` must be an array of numbers, received {type(image).__name__}."
+            ) from None
+        if reference.ndim == 3:
+            reference = reference[None]
+        height, width, channels = input_shape[1:]
+        if not (
+            reference.ndim == 4
+            and len(reference) > 0
+            and height in (None, reference.shape[1])
+            and width in (None, reference.shape[2])
+            and reference.shape[3] == channels
+        ):
+            size = f"{height or 'H'}, {width or 'W'}, {channels}"
+            raise ValueError(
+                f"The reference `image` for model {model.name!r} must have shape ({size}) or "
+                f"(N, {size}), the model's input (H, W free where the model takes any size); "
+                f"received shape {np.shape(image)}."
+            )
+        if not np.isfinite(reference).all():
+            raise ValueError("The reference `image` must be finite (no NaN or inf).")
+        target = feature_model(model, (found.name,)).predict_on_batch(reference)
+        target = np.asarray(target[0] if isinstance(target, list) else target, np.float32)
+        if not np.isfinite(target).all() or not np.abs(target).reshape(len(target), -1).max(axis=1).all():
+            raise ValueError(
+                f"Layer {found.name!r} gives an all-zero or non-finite activation on the reference "
+                "image: there is nothing to invert. Check the image's value range, or pick another layer."
+            )
+        count = "" if len(target) == 1 else f", {len(target)} images"
+        term = _Term(
+            kind="inversion",
+            layer=found.name,
+            rank=len(shape),
+            coefficient=1.0,
+            arguments={"target": target},
+            text=f"Inversion({found.name}{count})",
+        )
+        super().__init__(model, (term,))
+
+
 # ---- evaluation inside the compiled graph: pure functions of tensors ----
 
 
@@ -456,7 +528,24 @@ def _direction(activation, arguments):
     return tf.reduce_mean(weighted, axis=list(range(2, weighted.shape.rank)))
 
 
-_REDUCERS = {"neuron": _neuron, "channel": _channel, "layer": _layer, "direction": _direction}
+def _inversion(activation, arguments):
+    """Cosine similarity of each input's whole activation with its item's reference."""
+    axes = list(range(2, activation.shape.rank))
+    target = tf.expand_dims(tf.cast(arguments["target"], activation.dtype), 1)
+    dot = tf.reduce_sum(activation * target, axis=axes)
+    norms = tf.sqrt(
+        tf.reduce_sum(tf.square(activation), axis=axes) * tf.reduce_sum(tf.square(target), axis=axes)
+    )
+    return dot / (norms + _EPSILON)
+
+
+_REDUCERS = {
+    "neuron": _neuron,
+    "channel": _channel,
+    "layer": _layer,
+    "direction": _direction,
+    "inversion": _inversion,
+}
 
 
 def evaluate_terms(signature: tuple, activations: dict, arguments: list, batch_size: int) -> tf.Tensor:
