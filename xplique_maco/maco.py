@@ -268,7 +268,7 @@ def _optimize(
     """Validates everything, then runs the engine chunk by chunk."""
     if not isinstance(objective, Objective):
         raise TypeError(
-            f"`objective` must be an Objective (Neuron, Channel, Layer, Direction or a "
+            f"`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion or a "
             f"combination), received {type(objective).__name__}."
         )
     input_shape = image_input_shape(objective.model)

@@ -54,7 +54,7 @@ class _Term:
 class Objective:
     """A weighted sum of reductions of layer outputs; each batch item gives one image.
 
-    Build objectives with `Neuron`, `Channel`, `Layer` or `Direction` and combine them with
+    Build objectives with `Neuron`, `Channel`, `Layer`, `Direction` or `Inversion` and combine them with
     `+`, `-`, unary `-`, and multiplication or division by a scalar. A batch of size 1
     broadcasts against a batch of size N.
 
