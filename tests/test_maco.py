@@ -6,7 +6,17 @@ import pytest
 import tensorflow as tf
 from conftest import conv_classifier
 
-from xplique_maco import Channel, Direction, Layer, Neuron, compute_spectrum, evaluate, maco, natural_spectrum
+from xplique_maco import (
+    Channel,
+    Direction,
+    Layer,
+    Neuron,
+    Snapshots,
+    compute_spectrum,
+    evaluate,
+    maco,
+    natural_spectrum,
+)
 from xplique_maco.engine import trace_count
 
 FAST = dict(image_shape=(48, 48), nb_crops=4, crop_size=(0.5, 0.9))
@@ -76,10 +86,30 @@ def test_no_retrace_for_other_targets_coefficients_seeds_or_rates(model):
     maco(objective(1, 0.5), nb_steps=2, seed=0, **FAST)
     traced = trace_count()
     maco(objective(7, 2.0), nb_steps=2, seed=9, learning_rate=0.3, noise=0.1, **FAST)
+    maco(objective(7, 2.0), nb_steps=3, seed=9, learning_rate=(2.0, 0.01), **FAST)
     maco(objective(3, -1.0), nb_steps=4, seed=None, values_range=(-1, 1), **FAST)
     assert trace_count() == traced
     maco(Layer(model, "conv1"), nb_steps=2, seed=0, **FAST)  # another objective structure traces once
     assert trace_count() == traced + 1
+
+
+def test_learning_rate_decays_from_first_to_last(model):
+    def changes(learning_rate):
+        snapshots = Snapshots(every=1)
+        maco(
+            Layer(model, "conv2"),
+            nb_steps=6,
+            seed=3,
+            learning_rate=learning_rate,
+            callbacks=[snapshots],
+            **FAST,
+        )
+        return np.abs(np.diff(snapshots.images, axis=0)).mean(axis=(1, 2, 3, 4))  # change at steps 1..5
+
+    constant, decaying = changes(0.5), changes((0.5, 1e-6))
+    assert decaying[0] > 0.5 * constant[0]  # early steps are close to `first`
+    assert decaying[-1] < 1e-3 * constant[-1]  # the last step uses `last`: the image barely moves
+    np.testing.assert_array_equal(changes((0.5, 0.5)), constant)  # a constant pair is a constant rate
 
 
 def test_transparency_shows_where_the_objective_looks():
@@ -170,6 +200,9 @@ def channels_first_model():
         (dict(crop_size=(0.8, 0.2)), "`crop_size` must satisfy 0 < smallest <= largest <= 1"),
         (dict(noise=-0.1), "`noise` must be a finite number >= 0"),
         (dict(learning_rate=0), "`learning_rate` must be a finite number > 0"),
+        (dict(learning_rate=(1.0, -0.1)), "or a pair (first, last) of them for a cosine decay"),
+        (dict(learning_rate=(1.0, 0.5, 0.1)), "`learning_rate` must be a finite number > 0"),
+        (dict(learning_rate="fast"), "received 'fast'"),
         (dict(optimizer="rmsprop"), "Unknown optimizer 'rmsprop'. Accepted: one of ['adam', 'nadam', 'sgd']"),
         (dict(seed=-3), "`seed` must be None or an int"),
         (dict(magnitude=np.ones((1, 16, 9))), "The magnitude has 1 channels but the model takes 3"),

@@ -43,7 +43,7 @@ class RenderSettings:
     crop_range: tuple[float, float]
     noise: float
     optimizer: object
-    learning_rate: float
+    learning_rate: tuple[float, float]
     values_range: tuple[float, float]
     input_size: tuple[int, int]
     parametrization: object = MagnitudeConstrained()
@@ -55,6 +55,13 @@ def _crop_extent(image_shape, input_size) -> np.ndarray:
     return np.array(
         [scale * input_size[0] / image_shape[0], scale * input_size[1] / image_shape[1]], np.float32
     )
+
+
+def _step_size(controls: dict, step_index: tf.Tensor) -> tf.Tensor:
+    """The learning rate at this step: a half cosine from the first to the last value."""
+    first, last = controls["learning_rate"][0], controls["learning_rate"][1]
+    progress = tf.cast(step_index, tf.float32) / tf.maximum(controls["nb_steps"] - 1.0, 1.0)
+    return last + (first - last) * 0.5 * (1.0 + tf.cos(np.pi * progress))
 
 
 def _build_step(extractor: keras.Model, signature, layer_names, settings: RenderSettings):
@@ -99,7 +106,7 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
         image_gradient = tf.where(tf.math.is_finite(image_gradient), image_gradient, 0.0)
         # Gradient ascent: the optimizers minimise, so they receive the negated gradient.
         params, optimizer_state = optimizer.apply(
-            params, -params_gradient, optimizer_state, controls["learning_rate"], step_index
+            params, -params_gradient, optimizer_state, _step_size(controls, step_index), step_index
         )
         transparency = transparency + tf.reduce_mean(tf.abs(image_gradient), axis=-1, keepdims=True)
         return (params, optimizer_state, transparency), per_item
@@ -166,6 +173,7 @@ def render(
             settings.noise * (settings.values_range[1] - settings.values_range[0]), tf.float32
         ),
         "learning_rate": tf.constant(settings.learning_rate, tf.float32),
+        "nb_steps": tf.constant(settings.nb_steps, tf.float32),
     }
     width = settings.image_shape[1]
     inputs, states = [], []

@@ -41,6 +41,25 @@ def _pair_of_ints(name: str, value, minimum: int = 1) -> tuple[int, int]:
     return int(first), int(second)
 
 
+def _learning_rates(learning_rate) -> tuple[float, float]:
+    """(first, last) step sizes; one number means a constant step size."""
+    values = (learning_rate, learning_rate) if isinstance(learning_rate, numbers.Real) else learning_rate
+    try:
+        first, last = values
+        valid = all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+            for v in (first, last)
+        )
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            "`learning_rate` must be a finite number > 0, or a pair (first, last) of them for a "
+            f"cosine decay, received {learning_rate!r}."
+        )
+    return float(first), float(last)
+
+
 def _crop_range(crop_size) -> tuple[float, float]:
     if isinstance(crop_size, numbers.Real):
         crop_size = (crop_size, crop_size)
@@ -110,7 +129,7 @@ def maco(
     crop_size: float | tuple[float, float] = (0.3, 1.0),
     noise: float = 0.05,
     optimizer="nadam",
-    learning_rate: float = 1.0,
+    learning_rate: float | tuple[float, float] = (1.0, 0.1),
     values_range: tuple[float, float] = (0.0, 1.0),
     magnitude=None,
     seed: int | None = None,
@@ -140,7 +159,10 @@ def maco(
         noise: Standard deviation of the (uniform) noise added to crops, as a fraction of the
             width of `values_range`.
         optimizer: "nadam", "adam", "sgd", or an instance from `xplique_maco.optimizers`.
-        learning_rate: Step size of the optimizer on the phase (radians).
+        learning_rate: Step size of the optimizer on the phase (radians): a pair (first, last)
+            decays from `first` at the first step to `last` at the last one along a half
+            cosine; one number keeps it constant. The decay matters: large steps explore,
+            small ones settle the details (see benchmarks/results/report.md).
         values_range: (low, high) the model's input range; images are squashed into it.
         magnitude: None for the shipped natural spectrum (colour for 3 channels, grayscale
             otherwise), a `Spectrum` (e.g. from `compute_spectrum`), or a bare array
@@ -201,7 +223,7 @@ def fourier(
     crop_size: float | tuple[float, float] = (0.85, 1.0),
     noise: float = 0.0,
     optimizer="adam",
-    learning_rate: float = 0.05,
+    learning_rate: float | tuple[float, float] = 0.05,
     values_range: tuple[float, float] = (0.0, 1.0),
     seed: int | None = None,
     model_input_size: tuple[int, int] | None = None,
@@ -296,8 +318,7 @@ def _optimize(
         )
     if not isinstance(noise, numbers.Real) or not np.isfinite(noise) or noise < 0:
         raise ValueError(f"`noise` must be a finite number >= 0, received {noise!r}.")
-    if not isinstance(learning_rate, numbers.Real) or not np.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"`learning_rate` must be a finite number > 0, received {learning_rate!r}.")
+    learning_rate = _learning_rates(learning_rate)
     values_range = _check_range(values_range)
     settings = RenderSettings(
         nb_steps=nb_steps,
@@ -306,7 +327,7 @@ def _optimize(
         crop_range=crop_range,
         noise=float(noise),
         optimizer=get_optimizer(optimizer),
-        learning_rate=float(learning_rate),
+        learning_rate=learning_rate,
         values_range=values_range,
         input_size=model_input_size,
         parametrization=parametrization,
