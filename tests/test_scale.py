@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from xplique_maco import History, Neuron, maco
+from xplique_maco import Callback, History, Neuron, maco
 from xplique_maco.engine import trace_count
 
 FAST = dict(image_shape=(40, 40), nb_crops=2, crop_size=(0.5, 1.0), seed=3, verbose=0)
@@ -20,6 +21,25 @@ def test_chunks_reuse_one_compiled_step_and_match_the_whole_batch(model):
     assert chunked.shape == (5, 40, 40, 3) and chunked_masks.shape == (5, 40, 40, 1)
     np.testing.assert_allclose(chunked.numpy(), whole.numpy(), atol=1e-4)
     np.testing.assert_allclose(chunked_masks.numpy(), whole_masks.numpy(), rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.skipif(
+    bool(tf.config.list_logical_devices("GPU")), reason="on a GPU the whole batch runs at once"
+)
+def test_on_cpu_the_default_batch_runs_in_chunks_of_about_32_crops(model):
+    class Chunks(Callback):
+        def __init__(self):
+            self.sizes = []
+
+        def on_start(self, info):
+            self.sizes.append(info["batch_size"])
+
+    chunks = Chunks()
+    settings = {**FAST, "nb_crops": 16}
+    images, _ = maco(Neuron(model, "logits", [0, 1, 2, 3, 4]), nb_steps=2, callbacks=[chunks], **settings)
+    assert chunks.sizes == [2, 2, 1]  # 32 crops per model pass at most
+    whole, _ = maco(Neuron(model, "logits", [0, 1, 2, 3, 4]), nb_steps=2, batch_size=5, **settings)
+    np.testing.assert_allclose(images.numpy(), whole.numpy(), atol=1e-4)
 
 
 def test_a_subset_of_items_renders_the_same_images(model):

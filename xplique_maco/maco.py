@@ -21,6 +21,9 @@ __all__ = ["maco", "fourier"]
 _DEFAULT_INPUT_SIZE = 224
 _MIN_CROP_PIXELS = 4
 _MAX_SEED = 2**63 - 1
+# On CPUs a model pass over many crops is cache-bound: per crop, 128 crops of EfficientNet-Lite0
+# took about 1.3x the time of 32 (2 CPUs, 2026-11).
+_CPU_CROPS_PER_PASS = 32
 
 
 def _positive_int(name: str, value) -> int:
@@ -177,7 +180,9 @@ def maco(
             nothing, "auto" shows it in terminals and notebooks.
         batch_size: Render at most this many images at once: a large batch (e.g. all 1000
             classes) runs in chunks that share one compiled step (a smaller last chunk traces
-            once more, which costs far less than padding it). None renders all at once.
+            once more, which costs far less than padding it). None renders all at once on a
+            GPU or TPU (or with a `strategy`); on CPUs, in chunks of at most 32 crops per
+            model pass, which measured 15-20% faster than 128 crops per pass (cache-bound).
         items: Render only these batch positions of the objective (in this order). Each keeps
             the random stream of its position, so a subset gives the same images as the
             whole batch (used to split a job into shards or resume it).
@@ -338,7 +343,10 @@ def _optimize(
         raise TypeError(f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}.")
     replicas = 1 if strategy is None else strategy.num_replicas_in_sync
     positions = _positions(items, objective.batch_size)
-    chunk_size = len(positions) if batch_size is None else _positive_int("batch_size", batch_size)
+    if batch_size is None:
+        chunk_size = _default_chunk_size(len(positions), nb_crops, strategy)
+    else:
+        chunk_size = _positive_int("batch_size", batch_size)
     chunks = [positions[start : start + chunk_size] for start in range(0, len(positions), chunk_size)]
     listeners = CallbackList(list(callbacks or []))
     if verbose == 1 or (verbose == "auto" and interactive()):
@@ -412,6 +420,13 @@ def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> 
                 f"Position {tuple(position.tolist())} is outside layer {term.layer!r}, whose positions "
                 f"span {spatial} for crops of size {input_shape[:2]}."
             )
+
+
+def _default_chunk_size(count: int, nb_crops: int, strategy) -> int:
+    """All items at once on accelerators; on CPUs, about _CPU_CROPS_PER_PASS crops per model pass."""
+    if strategy is not None or tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return count
+    return max(1, min(count, _CPU_CROPS_PER_PASS // nb_crops))
 
 
 def _split(chunk: np.ndarray, replicas: int) -> list[np.ndarray]:
