@@ -4,7 +4,7 @@ and the Fourier baseline, in one run on one machine. Writes benchmarks/results/r
 Run everything (needs Xplique 2.0.2 beside this package, see tox.ini's bench environment):
     python benchmarks/compare.py report
 Or one part:   python benchmarks/compare.py speed --model resnet50v2
-               python benchmarks/compare.py quality --classes 16 --seeds 2
+               python benchmarks/compare.py quality --model mobilenet_v2 --method xplique --classes 16
 
 Speed: seconds per step by (time of nb_steps = 1 + n) - (time of nb_steps = 1), over n, which
 cancels per-call set-up and tracing. Memory: peak RSS of a separate process per method.
@@ -81,15 +81,17 @@ def xplique_render(model, index, steps, crops, size, seed):
     return np.asarray(image), np.asarray(transparency)
 
 
-def per_step(run, steps: int, repeats: int) -> list[float]:
-    times = []
+def per_step(runs: dict, steps: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of each run, measured in turn within every repeat (machine drift hits all alike)."""
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run(1)
-        short = time.perf_counter() - start
-        start = time.perf_counter()
-        run(1 + steps)
-        times.append((time.perf_counter() - start - short) / steps)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(1)
+            short = time.perf_counter() - start
+            start = time.perf_counter()
+            run(1 + steps)
+            times[name].append((time.perf_counter() - start - short) / steps)
     return times
 
 
@@ -106,7 +108,7 @@ def speed(args) -> dict:
         "bare": lambda n: [bare() for _ in range(n)],
     }
     runs["ours"](1)  # first trace
-    results = {name: per_step(run, args.steps, args.repeats) for name, run in runs.items()}
+    results = per_step(runs, args.steps, args.repeats)
     second_call = time.perf_counter()
     maco(Neuron(model, -1, 2), nb_steps=2, image_shape=(size, size), nb_crops=crops, seed=1, verbose=0)
     ours_second = time.perf_counter() - second_call
@@ -180,64 +182,67 @@ def photo_statistics() -> dict:
     }
 
 
-def quality(args) -> dict:
-    classes = CLASSES[: args.classes]
-    models = {"efficientnet_lite0": efficientnet_lite0(), "mobilenet_v2": mobilenet_v2()}
-    photos = photo_statistics()
-    settings = dict(nb_steps=args.steps, image_shape=(args.size,) * 2, nb_crops=args.crops, verbose=0)
-    table, pictures = [], {}
-    for source_name, judge_name in [
-        ("efficientnet_lite0", "mobilenet_v2"),
-        ("mobilenet_v2", "efficientnet_lite0"),
-    ]:
-        source, judge = models[source_name], models[judge_name]
-        for method in ("ours", "xplique", "fourier"):
-            images, labels, start = [], [], time.perf_counter()
-            for seed in range(args.seeds):
-                if method == "xplique":
-                    batch = np.stack(
-                        [
-                            xplique_render(source, c, args.steps, args.crops, args.size, seed)[0]
-                            for c in classes
-                        ]
-                    )
-                else:
-                    render = maco if method == "ours" else fourier
-                    batch = render(Neuron(source, -1, classes), seed=seed, **settings)[0].numpy()
-                images.append(batch)
-                labels += classes
-            images = np.concatenate(images)
-            seconds = time.perf_counter() - start
-            logits = source(tf.image.resize(images, (224, 224), antialias=True), training=False).numpy()
-            stats = spectrum_statistics(images)
-            shares = stats["high_frequency_share"]
-            row = {
-                "source": source_name,
-                "judge": judge_name,
-                "method": method,
-                "images": len(images),
-                "seconds": seconds,
-                "source_top1": float(np.mean(np.argmax(logits, axis=1) == np.array(labels))),
-                "source_confidence": float(np.mean(target_confidence(source, images, labels))),
-                **{f"judge_{k}": v for k, v in transferability(images, labels, {"j": judge})["j"].items()},
-                "hf_share_median": float(np.median(shares)),
-                "hf_share_min": float(shares.min()),
-                "hf_share_max": float(shares.max()),
-                "hf_in_photo_range": float(
-                    np.mean((shares >= photos["share_min"]) & (shares <= photos["share_max"]))
-                ),
-                "slope_median": float(np.median(stats["slope"])),
-            }
-            print(json.dumps(row), file=sys.stderr, flush=True)
-            table.append(row)
-            pictures[(source_name, method)] = images[: min(8, len(classes))]
-    RESULTS.mkdir(exist_ok=True)
-    figure_path = RESULTS / "quality.png"
-    save_picture(pictures, classes, figure_path)
+JUDGES = {"efficientnet_lite0": "mobilenet_v2", "mobilenet_v2": "efficientnet_lite0"}
+METHODS = ("ours", "xplique", "fourier")
+
+
+def render_quality_images(method: str, source, classes, seeds: int, steps: int, crops: int, size: int):
+    """Images (len(classes) * seeds, size, size, 3) in [0, 1], seed-major, and their labels."""
+    settings = dict(nb_steps=steps, image_shape=(size, size), nb_crops=crops, verbose=0)
+    images = []
+    for seed in range(seeds):
+        if method == "xplique":
+            images.append(np.stack([xplique_render(source, c, steps, crops, size, seed)[0] for c in classes]))
+        else:
+            render = maco if method == "ours" else fourier
+            images.append(render(Neuron(source, -1, classes), seed=seed, **settings)[0].numpy())
+    return np.concatenate(images), list(classes) * seeds
+
+
+def score(images, labels, source, judge, photos) -> dict:
+    """Everything the quality table reports for one set of images."""
+    logits = source(tf.image.resize(images, (224, 224), antialias=True), training=False).numpy()
+    stats = spectrum_statistics(images)
+    shares = stats["high_frequency_share"]
     return {
-        "settings": {**settings, "classes": classes, "seeds": args.seeds},
-        "photos": photos,
-        "table": table,
+        "source_top1": float(np.mean(np.argmax(logits, axis=1) == np.array(labels))),
+        "source_confidence": float(np.mean(target_confidence(source, images, labels))),
+        **{f"judge_{k}": v for k, v in transferability(images, labels, {"j": judge})["j"].items()},
+        "hf_share_median": float(np.median(shares)),
+        "hf_share_min": float(shares.min()),
+        "hf_share_max": float(shares.max()),
+        "hf_in_photo_range": float(
+            np.mean((shares >= photos["share_min"]) & (shares <= photos["share_max"]))
+        ),
+        "slope_median": float(np.median(stats["slope"])),
+    }
+
+
+def quality(args) -> dict:
+    """One method on one source model, judged by the other; images kept beside the part."""
+    classes = CLASSES[: args.classes]
+    source, judge = load(args.model), load(JUDGES[args.model])
+    start = time.perf_counter()
+    images, labels = render_quality_images(
+        args.method, source, classes, args.seeds, args.steps, args.crops, args.size
+    )
+    seconds = time.perf_counter() - start
+    if args.images:
+        np.savez_compressed(args.images, images=(np.clip(images, 0, 1) * 255).round().astype(np.uint8))
+    return {
+        "source": args.model,
+        "judge": JUDGES[args.model],
+        "method": args.method,
+        "settings": {
+            "classes": classes,
+            "seeds": args.seeds,
+            "steps": args.steps,
+            "crops": args.crops,
+            "size": args.size,
+        },
+        "images": len(images),
+        "seconds": seconds,
+        **score(images, labels, source, judge, photo_statistics()),
     }
 
 
@@ -273,15 +278,17 @@ def in_subprocess(arguments: list[str]) -> dict:
 def report(args) -> None:
     """Everything, each part in its own process, then the markdown report.
 
-    Each part's result is kept in results/parts/; a rerun redoes only the missing parts
-    (delete the folder to start over).
+    Each part's result is kept in results/parts/ (quality parts keep their images beside, as
+    .npz, not committed); a rerun redoes only the missing parts and those named by --redo
+    (e.g. `--redo quality_efficientnet_lite0_ours quality_mobilenet_v2_ours` after changing
+    our defaults). Delete the folder to start over.
     """
     parts = RESULTS / "parts"
     parts.mkdir(parents=True, exist_ok=True)
 
     def part(name: str, arguments: list[str]):
         path = parts / f"{name}.json"
-        if not path.exists():
+        if not path.exists() or name in args.redo:
             path.write_text(json.dumps(in_subprocess(arguments)))
         return json.loads(path.read_text())
 
@@ -295,18 +302,20 @@ def report(args) -> None:
         for method in ("ours", "xplique", "bare")
     ]
     sections["many"] = part("many", ["many", "--steps", "32"])
-    sections["quality"] = part(
-        "quality",
-        [
-            "quality",
-            "--classes",
-            str(args.classes),
-            "--seeds",
-            str(args.seeds),
-            "--steps",
-            str(args.quality_steps),
-        ],
-    )
+    quality_settings = ["--classes", str(args.classes), "--seeds", str(args.seeds)]
+    quality_settings += ["--steps", str(args.quality_steps)]
+    table, pictures = [], {}
+    for source in JUDGES:
+        for method in METHODS:
+            name = f"quality_{source}_{method}"
+            images = parts / f"{name}.npz"
+            arguments = ["quality", "--model", source, "--method", method, "--images", str(images)]
+            table.append(part(name, arguments + quality_settings))
+            if images.exists():
+                pictures[(source, method)] = np.load(images)["images"][: min(8, args.classes)] / 255.0
+    sections["quality"] = {"photos": photo_statistics(), "table": table}
+    if pictures:
+        save_picture(pictures, table[0]["settings"]["classes"], RESULTS / "quality.png")
     (RESULTS / "report.json").write_text(json.dumps(sections, indent=1))
     (RESULTS / "report.md").write_text(markdown(sections))
     print((RESULTS / "report.md").read_text())
@@ -346,7 +355,10 @@ def markdown(sections: dict) -> str:
         f"{m['ours_s']:.1f} s, {m['classes']} Xplique calls {m['xplique_s']:.1f} s: {m['speedup']:.2f}x."
     )
     q = sections["quality"]
-    lines += ["", "## Quality at equal compute", "", f"Settings: {q['settings']}.", ""]
+    settings = {key: value for key, value in q["table"][0]["settings"].items() if key != "classes"}
+    lines += ["", "## Quality at equal compute", "", f"Settings (every method): {settings}, classes "]
+    lines[-1] += f"{q['table'][0]['settings']['classes']} ({len(q['table'][0]['settings']['classes'])})."
+    lines += [""]
     p = q["photos"]
     lines.append(
         f"The 9 offline photos: high-frequency share {p['share_min']:.3f}-{p['share_max']:.3f}, "
@@ -363,7 +375,21 @@ def markdown(sections: dict) -> str:
             f"| {r['slope_median']:.2f} | {r['seconds']:.0f} |"
         )
     lines += ["", "![first classes, seed 0](quality.png)", ""]
+    lines += defaults_section()
     return "\n".join(lines)
+
+
+def defaults_section() -> list[str]:
+    """Why maco's defaults are what they are (results/defaults.md), then every tuning run."""
+    from tune import LOG, table  # tune.py imports this module: imported here, not at the top
+
+    lines = ["## How the defaults were chosen", ""]
+    rationale = RESULTS / "defaults.md"
+    if rationale.exists():
+        lines += [rationale.read_text().strip(), ""]
+    if LOG.exists():
+        lines += ["All tuning runs (`python benchmarks/tune.py --table`):", "", table(), ""]
+    return lines
 
 
 def main() -> None:
@@ -374,15 +400,17 @@ def main() -> None:
     for name in ("speed", "memory", "many", "quality", "report"):
         part = parts.add_parser(name)
         part.add_argument("--model", default="efficientnet_lite0")
-        part.add_argument("--method", default="ours", choices=["ours", "xplique", "bare"])
+        part.add_argument("--method", default="ours", choices=["ours", "xplique", "bare", "fourier"])
         part.add_argument("--steps", type=int, default={"quality": 128, "many": 32}.get(name, 4))
-        part.add_argument("--repeats", type=int, default=3)
+        part.add_argument("--repeats", type=int, default=5)
         part.add_argument("--size", type=int, default=512 if name in ("speed", "memory") else 256)
         part.add_argument("--crops", type=int, default=32 if name in ("speed", "memory") else 8)
         part.add_argument("--classes", type=int, default=16)
         part.add_argument("--seeds", type=int, default=2)
         part.add_argument("--quality-steps", type=int, default=128)
         part.add_argument("--speed-models", nargs="+", default=["efficientnet_lite0", "resnet50v2"])
+        part.add_argument("--images", help="quality: also keep the images in this .npz file")
+        part.add_argument("--redo", nargs="*", default=[], help="report: recompute these parts")
         part.add_argument("--json", action="store_true", help="print one JSON line (used by report)")
     args = parser.parse_args()
     if args.part == "report":

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from xplique_maco.augment import crop_and_resize, random_crops
+from xplique_maco.augment import blur_factors, crop_and_resize, random_crops
 
 
 def test_whole_image_box_equals_bilinear_resize():
@@ -50,3 +50,30 @@ def test_random_crops_depend_only_on_the_item_seed():
     np.testing.assert_allclose(batch[2:4], alone, atol=1e-6)
     other_step = random_crops(images, seeds, tf.constant(5, tf.int64), *args[1:]).numpy()
     assert np.abs(other_step - batch).mean() > 0.01
+
+
+def test_shrunk_crops_are_antialiased():
+    # Stripes at the image's Nyquist frequency: any crop shrunk by about 2 must average them out,
+    # where a plain 2-tap bilinear resize shows strong moire.
+    stripes = tf.tile(tf.constant([0.0, 1.0])[None, None, :, None], (1, 96, 48, 3))
+    assert blur_factors((96, 96), (40, 40)) == (1.5, 2.0)
+    crops = random_crops(
+        stripes,
+        tf.constant([[0, 0]], tf.int64),
+        tf.constant(0, tf.int64),
+        4,
+        tf.constant([0.9, 1.0]),  # shrunk by 2.16 to 2.4: the copy blurred by 2
+        tf.constant([1.0, 1.0]),
+        (40, 40),
+        tf.constant(0.0),
+        antialias=True,
+    ).numpy()
+    aliased = tf.image.resize(stripes, (40, 40), method="bilinear", antialias=False).numpy()
+    assert aliased.std() > 0.2
+    assert crops.std() < 0.02 and abs(crops.mean() - 0.5) < 0.01
+
+
+def test_no_blurred_copy_when_the_image_is_not_larger_than_the_model_input():
+    assert blur_factors((256, 256), (224, 224)) == ()
+    assert blur_factors((512, 512), (224, 224)) == (1.5, 2.0)
+    assert blur_factors((1280, 640), (224, 224)) == (1.5, 2.0)  # the width limits the largest box

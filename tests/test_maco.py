@@ -120,7 +120,13 @@ def test_transparency_shows_where_the_objective_looks():
     features = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(left)
     model = keras.Model(inputs, features)
     _, transparency = maco(
-        Layer(model, "conv"), nb_steps=5, image_shape=(32, 32), nb_crops=2, crop_size=1.0, seed=0
+        Layer(model, "conv"),
+        nb_steps=5,
+        image_shape=(32, 32),
+        nb_crops=2,
+        crop_size=1.0,
+        wrap_crops=False,  # crops that wrap around would shift the image under the model
+        seed=0,
     )
     mask = transparency[0, :, :, 0].numpy()
     assert mask.min() >= 0
@@ -199,6 +205,8 @@ def channels_first_model():
         (dict(values_range="0-1"), "`values_range` must be a pair (low, high)"),
         (dict(crop_size=(0.8, 0.2)), "`crop_size` must satisfy 0 < smallest <= largest <= 1"),
         (dict(noise=-0.1), "`noise` must be a finite number >= 0"),
+        (dict(wrap_crops="yes"), "`wrap_crops` must be True, False or None, received 'yes'"),
+        (dict(antialias=None), "`antialias` must be True or False, received None"),
         (dict(learning_rate=0), "`learning_rate` must be a finite number > 0"),
         (dict(learning_rate=(1.0, -0.1)), "or a pair (first, last) of them for a cosine decay"),
         (dict(learning_rate=(1.0, 0.5, 0.1)), "`learning_rate` must be a finite number > 0"),
@@ -235,3 +243,25 @@ def test_models_that_are_not_single_image_models_are_refused(build, message):
 def test_not_an_objective():
     with pytest.raises(TypeError, match="`objective` must be an Objective"):
         maco(lambda x: x)
+
+
+def test_wrapped_crops_look_at_the_border_as_much_as_at_the_centre(model):
+    def border_over_centre(wrap_crops):
+        _, transparency = maco(
+            Layer(model, "conv1"),
+            nb_steps=12,
+            image_shape=(64, 64),
+            nb_crops=8,
+            crop_size=(0.3, 0.5),
+            wrap_crops=wrap_crops,
+            seed=1,
+            verbose=0,
+        )
+        mask = transparency[0, :, :, 0].numpy()
+        border = np.concatenate(
+            [mask[:4].ravel(), mask[-4:].ravel(), mask[:, :4].ravel(), mask[:, -4:].ravel()]
+        )
+        return border.mean() / mask[24:40, 24:40].mean()
+
+    assert border_over_centre(True) > 0.6  # the image is periodic: every pixel is equally often seen
+    assert border_over_centre(False) < 0.3  # crops inside the image rarely reach its border

@@ -47,6 +47,8 @@ class RenderSettings:
     values_range: tuple[float, float]
     input_size: tuple[int, int]
     parametrization: object = MagnitudeConstrained()
+    wrap_crops: bool = False
+    antialias: bool = False
 
 
 def _crop_extent(image_shape, input_size) -> np.ndarray:
@@ -88,6 +90,8 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
                 controls["crop_extent"],
                 input_size,
                 controls["noise_std"],
+                settings.wrap_crops,
+                settings.antialias,
             )
             outputs = extractor(crops, training=False)
             if not isinstance(outputs, (list, tuple)):
@@ -123,6 +127,8 @@ def _compiled_step(model, extractor, signature, layer_names, settings: RenderSet
         settings.input_size,
         settings.optimizer,
         settings.parametrization,
+        settings.wrap_crops,
+        settings.antialias,
     )
     # Keyed by the user's model (the steps hold the extractor, not the model), so both are
     # freed when the user drops the model.

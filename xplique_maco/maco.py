@@ -32,6 +32,12 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
+def _boolean(name: str, value, accepted: str = "True or False") -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be {accepted}, received {value!r}.")
+    return bool(value)
+
+
 def _pair_of_ints(name: str, value, minimum: int = 1) -> tuple[int, int]:
     try:
         first, second = value
@@ -130,6 +136,8 @@ def maco(
     image_shape: tuple[int, int] = (512, 512),
     nb_crops: int = 32,
     crop_size: float | tuple[float, float] = (0.3, 1.0),
+    wrap_crops: bool | None = None,
+    antialias: bool = True,
     noise: float = 0.05,
     optimizer="nadam",
     learning_rate: float | tuple[float, float] = (1.0, 0.1),
@@ -159,6 +167,15 @@ def maco(
         crop_size: Side of the crops as a fraction of the largest crop with the model's
             aspect ratio that fits the image: a pair (smallest, largest) sampled uniformly, or
             one fraction.
+        wrap_crops: The image is periodic (a sum of Fourier waves): True lets crops cross its
+            edges and continue on the opposite side, so every pixel is seen equally often and
+            the whole image gets detail. False keeps crops inside the image, which favours one
+            centred composition with a vaguer border. None: True, except for objectives that
+            compare spatial layouts with a reference (`Inversion`), which need False.
+        antialias: Crops shrunk by 1.5 or more on their way to the model's input sample a
+            copy of the image blurred accordingly, as antialiased resizing does; without it,
+            frequencies above the crop's Nyquist alias. Only matters for images larger than
+            the model's input.
         noise: Standard deviation of the (uniform) noise added to crops, as a fraction of the
             width of `values_range`.
         optimizer: "nadam", "adam", "sgd", or an instance from `xplique_maco.optimizers`.
@@ -204,6 +221,8 @@ def maco(
         image_shape=image_shape,
         nb_crops=nb_crops,
         crop_size=crop_size,
+        wrap_crops=wrap_crops,
+        antialias=antialias,
         noise=noise,
         optimizer=optimizer,
         learning_rate=learning_rate,
@@ -226,6 +245,8 @@ def fourier(
     image_shape: tuple[int, int] = (512, 512),
     nb_crops: int = 32,
     crop_size: float | tuple[float, float] = (0.85, 1.0),
+    wrap_crops: bool = False,
+    antialias: bool = False,
     noise: float = 0.0,
     optimizer="adam",
     learning_rate: float | tuple[float, float] = 0.05,
@@ -255,6 +276,8 @@ def fourier(
         image_shape=image_shape,
         nb_crops=nb_crops,
         crop_size=crop_size,
+        wrap_crops=wrap_crops,
+        antialias=antialias,
         noise=noise,
         optimizer=optimizer,
         learning_rate=learning_rate,
@@ -278,6 +301,8 @@ def _optimize(
     image_shape,
     nb_crops,
     crop_size,
+    wrap_crops,
+    antialias,
     noise,
     optimizer,
     learning_rate,
@@ -336,6 +361,12 @@ def _optimize(
         values_range=values_range,
         input_size=model_input_size,
         parametrization=parametrization,
+        wrap_crops=(
+            not objective.compares_layouts
+            if wrap_crops is None
+            else _boolean("wrap_crops", wrap_crops, "True, False or None")
+        ),
+        antialias=_boolean("antialias", antialias),
     )
     if verbose not in (0, 1, "auto", False, True):
         raise ValueError(f"`verbose` must be 0, 1 or 'auto', received {verbose!r}.")

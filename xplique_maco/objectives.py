@@ -79,6 +79,12 @@ class Objective:
         return tuple(dict.fromkeys(term.layer for term in self.terms))
 
     @property
+    def compares_layouts(self) -> bool:
+        """True when a term compares spatial layouts with a reference (`Inversion`): crops that
+        wrap around the image edges would shift the layout, so `maco` keeps them inside."""
+        return any(term.kind == "inversion" for term in self.terms)
+
+    @property
     def signature(self) -> tuple:
         """What shapes the compiled graph: kinds and layers of the terms, not their targets."""
         return tuple(term.signature for term in self.terms)

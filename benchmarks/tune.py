@@ -1,0 +1,150 @@
+"""Choosing maco's defaults by measurement: one setting per run, scored like compare.py's quality.
+
+Each run renders the first --classes of compare.CLASSES for --seeds seeds on the source model
+(equal compute: --steps, --crops, --size), judges them on the other model, and appends one
+JSON line (settings, scores, seconds) to benchmarks/results/tuning.jsonl, so runs accumulate.
+
+    python benchmarks/tune.py --source efficientnet_lite0 --set crop_size=0.5,1.0 --set noise=0.1
+    python benchmarks/tune.py --table      # the accumulated runs, best judge top-5 first
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+from compare import CLASSES, RESULTS, load, photo_statistics  # noqa: E402
+
+from xplique_maco import Neuron, Spectrum, maco, natural_spectrum  # noqa: E402
+from xplique_maco.metrics import spectrum_statistics, target_confidence, transferability  # noqa: E402
+
+LOG = RESULTS / "tuning.jsonl"
+TUNED_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(maco).parameters.items()
+    if name in ("crop_size", "wrap_crops", "antialias", "noise", "learning_rate", "optimizer")
+}
+JUDGES = {"efficientnet_lite0": "mobilenet_v2", "mobilenet_v2": "efficientnet_lite0"}
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """`name=value`: a number, a comma-separated pair, or a word."""
+    name, _, value = text.partition("=")
+    if not name or not value:
+        raise argparse.ArgumentTypeError(f"expected name=value, received {text!r}")
+    parts = value.split(",")
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        return name, {"True": True, "False": False}.get(value, value)
+    return name, tuple(numbers) if len(numbers) > 1 else numbers[0]
+
+
+def experimental(overrides: dict) -> dict:
+    """Turns the experiment-only settings (magnitude_scale: the natural magnitude times a factor,
+    i.e. more contrast) into maco arguments."""
+    overrides = dict(overrides)
+    if "magnitude_scale" in overrides:
+        natural = natural_spectrum(3)
+        overrides["magnitude"] = Spectrum(
+            natural.magnitude * overrides.pop("magnitude_scale"),
+            natural.mean,
+            natural.recorrelation,
+            natural.width,
+        )
+    return overrides
+
+
+def run(args) -> dict:
+    recorded = dict(args.set)
+    overrides = experimental(recorded)
+    classes = CLASSES[: args.classes]
+    source, judge = load(args.source), load(JUDGES[args.source])
+    settings = dict(nb_steps=args.steps, image_shape=(args.size,) * 2, nb_crops=args.crops, verbose=0)
+    start = time.perf_counter()
+    images = np.concatenate(
+        [
+            maco(Neuron(source, -1, classes), seed=seed, **settings, **overrides)[0].numpy()
+            for seed in range(args.seeds)
+        ]
+    )
+    seconds = time.perf_counter() - start
+    if args.save:
+        np.save(args.save, images)
+    labels = classes * args.seeds
+    source_scores = transferability(images, labels, {"source": source})["source"]
+    judge_scores = transferability(images, labels, {"judge": judge})["judge"]
+    photos = photo_statistics()
+    shares = spectrum_statistics(images)["high_frequency_share"]
+    return {
+        "source": args.source,
+        # Every tuned setting, defaults included (defaults change as tuning goes on).
+        "settings": {**TUNED_DEFAULTS, **settings, **recorded},
+        "classes": len(classes),
+        "seeds": args.seeds,
+        "source_top1": source_scores["top1"],
+        "judge_top1": judge_scores["top1"],
+        "judge_top5": judge_scores["top5"],
+        "source_confidence": float(np.mean(target_confidence(source, images, labels))),
+        "judge_confidence": float(np.mean(target_confidence(judge, images, labels))),
+        "hf_in_photo_range": float(
+            np.mean((shares >= photos["share_min"]) & (shares <= photos["share_max"]))
+        ),
+        "hf_share_median": float(np.median(shares)),
+        "seconds": seconds,
+    }
+
+
+def table() -> str:
+    rows = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda row: (row["source"], -row["judge_top5"], -row["source_top1"]))
+    lines = [
+        "| source | settings (besides steps, crops, size) | images | source top-1 | judge top-1 | judge top-5 | HF in range | s |"
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    base = {"nb_steps", "image_shape", "nb_crops", "verbose"}
+    for row in rows:
+        changed = {k: v for k, v in row["settings"].items() if k not in base}
+        lines.append(
+            f"| {row['source']} | {changed} | {row['classes'] * row['seeds']} | {row['source_top1']:.0%} | "
+            f"{row['judge_top1']:.0%} | {row['judge_top5']:.0%} | {row['hf_in_photo_range']:.0%} | "
+            f"{row['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--source", default="efficientnet_lite0", choices=sorted(JUDGES))
+    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=128)
+    parser.add_argument("--crops", type=int, default=8)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], help="a maco argument")
+    parser.add_argument("--save", help="also write the images to this .npy file")
+    parser.add_argument("--table", action="store_true", help="print the accumulated runs and stop")
+    args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
+    row = run(args)
+    RESULTS.mkdir(exist_ok=True)
+    with LOG.open("a") as log:
+        log.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
