@@ -106,18 +106,25 @@ def run(args) -> dict:
 
 def table() -> str:
     rows = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda row: (row["source"], -row["judge_top5"], -row["source_top1"]))
+    rows.sort(key=lambda row: (row["source"], -row["judge_top5"], -row.get("judge_confidence", 0)))
     lines = [
-        "| source | settings (besides steps, crops, size) | images | source top-1 | judge top-1 | judge top-5 | HF in range | s |"
+        "| source | steps x crops, size | other settings | images | source top-1 | judge top-1 | judge top-5 "
+        "| judge p | HF median | HF in range | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|")
-    base = {"nb_steps", "image_shape", "nb_crops", "verbose"}
     for row in rows:
-        changed = {k: v for k, v in row["settings"].items() if k not in base}
+        settings = row["settings"]
+        budget = f"{settings['nb_steps']} x {settings['nb_crops']}, {settings['image_shape'][0]}"
+        other = ", ".join(
+            f"{name}={value}"
+            for name, value in settings.items()
+            if name not in ("nb_steps", "nb_crops", "image_shape", "verbose", "optimizer")
+        )
+        judge_p = f"{row['judge_confidence']:.2f}" if "judge_confidence" in row else "-"
         lines.append(
-            f"| {row['source']} | {changed} | {row['classes'] * row['seeds']} | {row['source_top1']:.0%} | "
-            f"{row['judge_top1']:.0%} | {row['judge_top5']:.0%} | {row['hf_in_photo_range']:.0%} | "
-            f"{row['seconds']:.0f} |"
+            f"| {row['source']} | {budget} | {other} | {row['classes'] * row['seeds']} | {row['source_top1']:.0%} "
+            f"| {row['judge_top1']:.0%} | {row['judge_top5']:.0%} | {judge_p} | {row['hf_share_median']:.3f} "
+            f"| {row['hf_in_photo_range']:.0%} | {row['seconds']:.0f} |"
         )
     return "\n".join(lines)
 

@@ -96,6 +96,9 @@ def _check_every(every) -> int:
 class Snapshots(Callback):
     """Keeps the images every `every` steps (and at the last step).
 
+    Frames are the images as the optimiser holds them; with wrapping crops, the images `maco`
+    returns are the last frame rolled to centre its transparency.
+
     Attributes:
         steps: The step indices kept.
         images: NumPy array (snapshots, N, H, W, C).

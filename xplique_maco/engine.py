@@ -22,7 +22,7 @@ from .objectives import evaluate_terms
 from .parametrization import MagnitudeConstrained
 from .spectrum import Spectrum
 
-__all__ = ["RenderSettings", "render", "trace_count"]
+__all__ = ["RenderSettings", "render", "trace_count", "centre_on_transparency"]
 
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TRACES = {"count": 0}
@@ -225,6 +225,8 @@ def render(
             )
     images = images_of(phases)
     transparencies = tf.concat(_transparencies(state, strategy), 0) / settings.nb_steps
+    if settings.wrap_crops:
+        images, transparencies = centre_on_transparency(images, transparencies)
     last_values = np.concatenate([v.numpy() for v in values])
     if not np.isfinite(last_values).all():
         bad = np.flatnonzero(~np.isfinite(last_values)).tolist()
@@ -238,6 +240,34 @@ def render(
     if callbacks:
         callbacks.on_end(images, transparencies)
     return images, transparencies
+
+
+def _circular_centre(weights: tf.Tensor, axis: int) -> tf.Tensor:
+    """Per item, the centre of mass of `weights` (N, H, W) along a periodic axis, in pixels."""
+    size = weights.shape[axis]
+    profile = tf.reduce_sum(weights, axis=3 - axis)  # (N, size)
+    angle = 2.0 * np.pi * tf.range(size, dtype=tf.float32) / size
+    direction = tf.atan2(tf.reduce_sum(profile * tf.sin(angle), 1), tf.reduce_sum(profile * tf.cos(angle), 1))
+    return tf.math.floormod(direction * size / (2.0 * np.pi), size)
+
+
+def centre_on_transparency(images: tf.Tensor, transparencies: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Rolls each periodic image, and its transparency, so that where the model looked is centred.
+
+    Images optimised with crops that wrap around are periodic: any roll is the same image, and
+    the one with the transparency's (circular) centre of mass in the middle shows what the
+    model looked at whole instead of cut by the frame.
+    """
+    weights = transparencies[..., 0]
+    rolled = []
+    for tensor in (images, transparencies):
+        for axis in (1, 2):
+            size = tensor.shape[axis]
+            shift = tf.cast(tf.round(size / 2 - _circular_centre(weights, axis)), tf.int32)
+            index = tf.math.floormod(tf.range(size)[None] - shift[:, None], size)  # (N, size)
+            tensor = tf.gather(tensor, index, axis=axis, batch_dims=1)
+        rolled.append(tensor)
+    return rolled[0], rolled[1]
 
 
 def _transparencies(state, strategy) -> list:
