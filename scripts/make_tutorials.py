@@ -238,7 +238,7 @@ CLASSES = ["goldfish"] if FAST else ["goldfish", "flamingo", "lemon", "jellyfish
         """
         ## Going further
 
-        * On a GPU, use the library defaults: `nb_steps=256, image_shape=(512, 512), nb_crops=32`.
+        * On a GPU, use the library defaults: `nb_steps=128, image_shape=(512, 512), nb_crops=32`.
           Images get sharper and more objects appear; here they are kept small for 2 CPUs.
         * Another seed gives another image of the same class: it is worth rendering two or three.
         * The next notebooks: objectives inside a network (02), concepts found in photos (03),

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     render_parser.add_argument("--layer", required=True, help="layer name or index")
     render_parser.add_argument("--indices", required=True, help="e.g. 0:1000, 1,94,130, or 0:10,20")
     render_parser.add_argument("--objective", choices=["neuron", "channel"], default="neuron")
-    render_parser.add_argument("--steps", type=int, default=256)
+    render_parser.add_argument("--steps", type=int, default=128)
     render_parser.add_argument("--image-size", type=int, default=512)
     render_parser.add_argument("--crops", type=int, default=32)
     render_parser.add_argument(

@@ -132,7 +132,7 @@ def _item_seeds(seed, batch_size: int) -> np.ndarray:
 
 def maco(
     objective: Objective,
-    nb_steps: int = 256,
+    nb_steps: int = 128,
     image_shape: tuple[int, int] = (512, 512),
     nb_crops: int = 32,
     crop_size: float | tuple[float, float] = (0.3, 1.0),
