@@ -293,6 +293,7 @@ def report(args) -> None:
         return json.loads(path.read_text())
 
     sections = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}"}
+    sections["command"] = " ".join(["python benchmarks/compare.py", *sys.argv[1:]])
     sections["speed"] = [
         part(f"speed_{m}", ["speed", "--model", m, "--steps", str(args.steps)]) for m in args.speed_models
     ]
@@ -322,8 +323,9 @@ def report(args) -> None:
 
 
 def markdown(sections: dict) -> str:
+    command = sections.get("command", "python benchmarks/compare.py report")
     lines = ["# xplique_maco against the field", "", f"Machine: {sections['machine']}. Command: "]
-    lines += ["`python benchmarks/compare.py report` (see its docstring for the method).", "", "## Speed", ""]
+    lines += [f"`{command}` (see its docstring for the method).", "", "## Speed", ""]
     lines += [
         "| model | image | crops | ours s/step | Xplique s/step | bare s/step | ours/Xplique | ours/bare |"
     ]
