@@ -259,15 +259,13 @@ def centre_on_transparency(images: tf.Tensor, transparencies: tf.Tensor) -> tupl
     model looked at whole instead of cut by the frame.
     """
     weights = transparencies[..., 0]
-    rolled = []
-    for tensor in (images, transparencies):
-        for axis in (1, 2):
-            size = tensor.shape[axis]
-            shift = tf.cast(tf.round(size / 2 - _circular_centre(weights, axis)), tf.int32)
-            index = tf.math.floormod(tf.range(size)[None] - shift[:, None], size)  # (N, size)
-            tensor = tf.gather(tensor, index, axis=axis, batch_dims=1)
-        rolled.append(tensor)
-    return rolled[0], rolled[1]
+    for axis in (1, 2):
+        size = weights.shape[axis]
+        shift = tf.cast(tf.round(size / 2 - _circular_centre(weights, axis)), tf.int32)
+        index = tf.math.floormod(tf.range(size)[None] - shift[:, None], size)  # (N, size)
+        images = tf.gather(images, index, axis=axis, batch_dims=1)
+        transparencies = tf.gather(transparencies, index, axis=axis, batch_dims=1)
+    return images, transparencies
 
 
 def _transparencies(state, strategy) -> list:
