@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, RESULTS, load, photo_statistics  # noqa: E402
+from compare import CLASSES, JUDGES, RESULTS, load, photo_statistics, score  # noqa: E402
 
 from xplique_maco import Neuron, Spectrum, maco, natural_spectrum  # noqa: E402
-from xplique_maco.metrics import spectrum_statistics, target_confidence, transferability  # noqa: E402
+from xplique_maco.metrics import target_confidence  # noqa: E402
 
 LOG = RESULTS / "tuning.jsonl"
 TUNED_DEFAULTS = {
@@ -33,7 +33,6 @@ TUNED_DEFAULTS = {
     for name, parameter in inspect.signature(maco).parameters.items()
     if name in ("crop_size", "wrap_crops", "antialias", "noise", "learning_rate", "optimizer")
 }
-JUDGES = {"efficientnet_lite0": "mobilenet_v2", "mobilenet_v2": "efficientnet_lite0"}
 
 
 def parse_setting(text: str) -> tuple[str, object]:
@@ -81,25 +80,14 @@ def run(args) -> dict:
     if args.save:
         np.save(args.save, images)
     labels = classes * args.seeds
-    source_scores = transferability(images, labels, {"source": source})["source"]
-    judge_scores = transferability(images, labels, {"judge": judge})["judge"]
-    photos = photo_statistics()
-    shares = spectrum_statistics(images)["high_frequency_share"]
     return {
         "source": args.source,
         # Every tuned setting, defaults included (defaults change as tuning goes on).
         "settings": {**TUNED_DEFAULTS, **settings, **recorded},
         "classes": len(classes),
         "seeds": args.seeds,
-        "source_top1": source_scores["top1"],
-        "judge_top1": judge_scores["top1"],
-        "judge_top5": judge_scores["top5"],
-        "source_confidence": float(np.mean(target_confidence(source, images, labels))),
+        **score(images, labels, source, judge, photo_statistics()),
         "judge_confidence": float(np.mean(target_confidence(judge, images, labels))),
-        "hf_in_photo_range": float(
-            np.mean((shares >= photos["share_min"]) & (shares <= photos["share_max"]))
-        ),
-        "hf_share_median": float(np.median(shares)),
         "seconds": seconds,
     }
 
