@@ -186,17 +186,17 @@ JUDGES = {"efficientnet_lite0": "mobilenet_v2", "mobilenet_v2": "efficientnet_li
 METHODS = ("ours", "xplique", "fourier")
 
 
-def render_quality_images(method: str, source, classes, seeds: int, steps: int, crops: int, size: int):
-    """Images (len(classes) * seeds, size, size, 3) in [0, 1], seed-major, and their labels."""
+def render_quality_images(method: str, source, classes, seeds, steps: int, crops: int, size: int):
+    """Images (len(classes) * len(seeds), size, size, 3) in [0, 1], seed-major, and their labels."""
     settings = dict(nb_steps=steps, image_shape=(size, size), nb_crops=crops, verbose=0)
     images = []
-    for seed in range(seeds):
+    for seed in seeds:
         if method == "xplique":
             images.append(np.stack([xplique_render(source, c, steps, crops, size, seed)[0] for c in classes]))
         else:
             render = maco if method == "ours" else fourier
             images.append(render(Neuron(source, -1, classes), seed=seed, **settings)[0].numpy())
-    return np.concatenate(images), list(classes) * seeds
+    return np.concatenate(images), list(classes) * len(seeds)
 
 
 def score(images, labels, source, judge, photos) -> dict:
@@ -219,12 +219,14 @@ def score(images, labels, source, judge, photos) -> dict:
 
 
 def quality(args) -> dict:
-    """One method on one source model, judged by the other; images kept beside the part."""
+    """One method on one source model for seeds first_seed .. first_seed + seeds - 1, judged by
+    the other model; images kept beside the part (the report scores all seeds together)."""
     classes = CLASSES[: args.classes]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     source, judge = load(args.model), load(JUDGES[args.model])
     start = time.perf_counter()
     images, labels = render_quality_images(
-        args.method, source, classes, args.seeds, args.steps, args.crops, args.size
+        args.method, source, classes, seeds, args.steps, args.crops, args.size
     )
     seconds = time.perf_counter() - start
     if args.images:
@@ -235,7 +237,7 @@ def quality(args) -> dict:
         "method": args.method,
         "settings": {
             "classes": classes,
-            "seeds": args.seeds,
+            "seeds": seeds,
             "steps": args.steps,
             "crops": args.crops,
             "size": args.size,
@@ -244,6 +246,15 @@ def quality(args) -> dict:
         "seconds": seconds,
         **score(images, labels, source, judge, photo_statistics()),
     }
+
+
+def rescore(args) -> dict:
+    """The quality figures of the images of several parts (the seeds of one row) taken together."""
+    classes = CLASSES[: args.classes]
+    images = np.concatenate([np.load(path)["images"] / 255.0 for path in args.images_from])
+    labels = list(classes) * (len(images) // len(classes))
+    source, judge = load(args.model), load(JUDGES[args.model])
+    return score(images.astype(np.float32), labels, source, judge, photo_statistics())
 
 
 def save_picture(pictures: dict, classes, path: Path) -> None:
@@ -280,15 +291,20 @@ def report(args) -> None:
 
     Each part's result is kept in results/parts/ (quality parts keep their images beside, as
     .npz, not committed); a rerun redoes only the missing parts and those named by --redo
-    (e.g. `--redo quality_efficientnet_lite0_ours quality_mobilenet_v2_ours` after changing
-    our defaults). Delete the folder to start over.
+    (e.g. `--redo quality_efficientnet_lite0_ours_seed0 quality_efficientnet_lite0_ours_seed1`
+    after changing our defaults; each row's score over all its seeds is redone when one of
+    its seeds' images is newer). Delete the folder to start over.
     """
     parts = RESULTS / "parts"
     parts.mkdir(parents=True, exist_ok=True)
 
-    def part(name: str, arguments: list[str]):
+    def part(name: str, arguments: list[str], inputs: tuple[str, ...] = ()):
+        """The cached part, recomputed when asked to or when one of its input files is newer."""
         path = parts / f"{name}.json"
-        if not path.exists() or name in args.redo:
+        stale = path.exists() and any(
+            Path(i).exists() and Path(i).stat().st_mtime > path.stat().st_mtime for i in inputs
+        )
+        if not path.exists() or name in args.redo or stale:
             path.write_text(json.dumps(in_subprocess(arguments)))
         return json.loads(path.read_text())
 
@@ -303,17 +319,30 @@ def report(args) -> None:
         for method in ("ours", "xplique", "bare")
     ]
     sections["many"] = part("many", ["many", "--steps", "32"])
-    quality_settings = ["--classes", str(args.classes), "--seeds", str(args.seeds)]
-    quality_settings += ["--steps", str(args.quality_steps)]
+    quality_settings = ["--classes", str(args.classes), "--steps", str(args.quality_steps)]
     table, pictures = [], {}
     for source in JUDGES:
         for method in METHODS:
-            name = f"quality_{source}_{method}"
-            images = parts / f"{name}.npz"
-            arguments = ["quality", "--model", source, "--method", method, "--images", str(images)]
-            table.append(part(name, arguments + quality_settings))
-            if images.exists():
-                pictures[(source, method)] = np.load(images)["images"][: min(8, args.classes)] / 255.0
+            # One part per seed (each keeps its images), then one score over all of them.
+            seed_parts, seed_images = [], []
+            for seed in range(args.seeds):
+                name = f"quality_{source}_{method}_seed{seed}"
+                images = parts / f"{name}.npz"
+                arguments = ["quality", "--model", source, "--method", method, "--images", str(images)]
+                arguments += ["--first-seed", str(seed), "--seeds", "1"]
+                seed_parts.append(part(name, arguments + quality_settings))
+                seed_images.append(str(images))
+            first = seed_parts[0]
+            row = {key: first[key] for key in ("source", "judge", "method")}
+            row["settings"] = {**first["settings"], "seeds": list(range(args.seeds))}
+            row["images"] = sum(p["images"] for p in seed_parts)
+            row["seconds"] = sum(p["seconds"] for p in seed_parts)
+            rescore_arguments = ["rescore", "--model", source, "--classes", str(args.classes)]
+            rescore_arguments += ["--images-from", *seed_images]
+            scores = part(f"quality_{source}_{method}", rescore_arguments, inputs=tuple(seed_images))
+            table.append({**scores, **row})
+            if Path(seed_images[0]).exists():
+                pictures[(source, method)] = np.load(seed_images[0])["images"][: min(8, args.classes)] / 255.0
     sections["quality"] = {"photos": photo_statistics(), "table": table}
     if pictures:
         save_picture(pictures, table[0]["settings"]["classes"], RESULTS / "quality.png")
@@ -399,7 +428,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parts = parser.add_subparsers(dest="part", required=True)
-    for name in ("speed", "memory", "many", "quality", "report"):
+    for name in ("speed", "memory", "many", "quality", "rescore", "report"):
         part = parts.add_parser(name)
         part.add_argument("--model", default="efficientnet_lite0")
         part.add_argument("--method", default="ours", choices=["ours", "xplique", "bare", "fourier"])
@@ -409,6 +438,8 @@ def main() -> None:
         part.add_argument("--crops", type=int, default=32 if name in ("speed", "memory") else 8)
         part.add_argument("--classes", type=int, default=16)
         part.add_argument("--seeds", type=int, default=2)
+        part.add_argument("--first-seed", type=int, default=0, help="quality: seeds start here")
+        part.add_argument("--images-from", nargs="+", help="rescore: .npz files of quality parts")
         part.add_argument("--quality-steps", type=int, default=128)
         part.add_argument("--speed-models", nargs="+", default=["efficientnet_lite0", "resnet50v2"])
         part.add_argument("--images", help="quality: also keep the images in this .npz file")
@@ -418,7 +449,8 @@ def main() -> None:
     if args.part == "report":
         report(args)
         return
-    result = {"speed": speed, "memory": memory, "many": many, "quality": quality}[args.part](args)
+    parts = {"speed": speed, "memory": memory, "many": many, "quality": quality, "rescore": rescore}
+    result = parts[args.part](args)
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
 
 
