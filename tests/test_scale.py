@@ -1,11 +1,12 @@
 """At scale: chunks share one compiled step, subsets and chunks give the same images as the whole."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from xplique_maco import Callback, History, Neuron, maco
-from xplique_maco.engine import trace_count
+from xplique_maco.engine import crop_passes, trace_count
 
 FAST = dict(image_shape=(40, 40), nb_crops=2, crop_size=(0.5, 1.0), seed=3, verbose=0)
 
@@ -61,8 +62,82 @@ def test_history_joins_chunks(model):
         (dict(batch_size=0), "`batch_size` must be a positive int"),
         (dict(items=[0, 4]), "`items` must be a non-empty list of batch positions in 0..3"),
         (dict(items=[]), "`items` must be a non-empty list"),
+        (dict(crops_per_pass=0), "`crops_per_pass` must be a positive int, received 0"),
+        (dict(crops_per_pass=2, batch_size=4), "`crops_per_pass` 2 is smaller than the 4 images"),
     ],
 )
 def test_bad_chunking_arguments(model, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         maco(Neuron(model, "logits", [0, 1, 2, 3]), nb_steps=1, **FAST, **kwargs)
+
+
+class BatchSizes(keras.layers.Layer):
+    """Identity that notes the batch size of every model pass it is traced in."""
+
+    def __init__(self, seen, **kwargs):
+        super().__init__(**kwargs)
+        self.note = seen.append  # not the list itself: Keras would track a copy of it
+
+    def call(self, inputs):
+        self.note(inputs.shape[0])
+        return inputs
+
+
+def watched_model(seen: list) -> keras.Model:
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(8, 3, activation="relu")(BatchSizes(seen)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(features)))
+
+
+def test_crops_per_pass_splits_the_model_passes_and_keeps_the_images():
+    seen = []
+    objective = Neuron(watched_model(seen), -1, [0, 1, 2])
+    settings = {**FAST, "nb_crops": 5, "batch_size": 3}
+
+    def passes():  # batch sizes the model was traced with inside a step (not shape inference)
+        return [size for size in seen if size not in (None, 1)]
+
+    whole, whole_masks = maco(objective, nb_steps=4, **settings)
+    assert passes() == [15]  # all 3 x 5 crops in one pass
+    seen.clear()
+    split, split_masks = maco(objective, nb_steps=4, crops_per_pass=6, **settings)
+    assert passes() == [6, 6, 3]  # crops 0-1, 2-3 and 4 of each of the 3 images
+    np.testing.assert_allclose(split.numpy(), whole.numpy(), atol=1e-4)
+    np.testing.assert_allclose(split_masks.numpy(), whole_masks.numpy(), rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="on a GPU all crops go in one pass")
+def test_on_cpu_the_model_passes_hold_about_16_crops():
+    seen = []
+    model = watched_model(seen)
+    maco(Neuron(model, -1, 0), nb_steps=1, **{**FAST, "nb_crops": 32})
+    assert [size for size in seen if size not in (None, 1)] == [16, 16]
+    seen.clear()
+    maco(Neuron(model, -1, [0, 1, 2, 3]), nb_steps=1, **{**FAST, "nb_crops": 8})  # one chunk of 4
+    assert [size for size in seen if size not in (None, 1)] == [16, 16]
+
+
+def test_crops_per_pass_bounds_the_default_chunks(model):
+    sizes = []
+
+    class Chunks(Callback):
+        def on_start(self, info):
+            sizes.append(info["batch_size"])
+
+    maco(Neuron(model, "logits", [0, 1, 2]), nb_steps=1, crops_per_pass=2, callbacks=[Chunks()], **FAST)
+    assert sizes == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "batch, crops, per_pass, expected",
+    [
+        (1, 32, None, [(0, 32)]),
+        (1, 32, 16, [(0, 16), (16, 32)]),
+        (4, 8, 16, [(0, 4), (4, 8)]),
+        (3, 5, 6, [(0, 2), (2, 4), (4, 5)]),
+        (4, 8, 2, [(k, k + 1) for k in range(8)]),  # at least one crop of each image per pass
+        (2, 4, 100, [(0, 4)]),
+    ],
+)
+def test_crop_passes(batch, crops, per_pass, expected):
+    assert crop_passes(batch, crops, per_pass) == expected

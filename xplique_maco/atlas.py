@@ -130,6 +130,9 @@ def _check_writable(output: Path) -> None:
         raise ValueError(f"Cannot write to the output folder {output}: {error}") from None
 
 
+_HOW_NOT_WHAT = ("crops_per_pass",)
+
+
 def render_atlas(
     model: keras.Model,
     layer: str | int,
@@ -176,7 +179,9 @@ def render_atlas(
     layer_name = objective.layer_names[0]
     output = Path(output)
     _check_writable(output)
-    settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(maco_settings)}
+    # How the work is split (crops_per_pass) does not change the images: not part of the settings.
+    identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
+    settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
     finished = _finished(output, settings)
     shard_index, shard_count = shard
     pending = [

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["random_crops", "crop_and_resize", "blur_factors"]
+__all__ = ["crop_plan", "random_crops", "crop_and_resize", "blur_factors"]
 
 # Streams of one step: different purposes never share random numbers.
 _BOXES, _NOISE = 0, 1
@@ -85,7 +85,10 @@ def _compiled_crops(images, boxes, box_indices, output_size, wrap):
 
 
 @tf.function(jit_compile=True)
-def _compiled_crops_adjoint(images, boxes, box_indices, output_size, wrap, upstream):
+def _compiled_crops_adjoint(images_shape, boxes, box_indices, output_size, wrap, upstream):
+    # The adjoint depends only on the boxes, not on the pixels: it is taken at zeros (which XLA
+    # folds away), so the images need not stay in memory until the backward pass.
+    images = tf.zeros(images_shape)
     with tf.GradientTape() as tape:
         tape.watch(images)
         crops = _bilinear_crops(images, boxes, box_indices, output_size, wrap)
@@ -110,7 +113,8 @@ def crop_and_resize(images, boxes, box_indices, output_size, wrap: bool = False)
     @tf.custom_gradient
     def crop(images):
         def gradient(upstream):
-            return _compiled_crops_adjoint(images, boxes, box_indices, output_size, wrap, upstream)
+            shape = tuple(images.shape)
+            return _compiled_crops_adjoint(shape, boxes, box_indices, output_size, wrap, upstream)
 
         return _compiled_crops(images, boxes, box_indices, output_size, wrap), gradient
 
@@ -199,7 +203,7 @@ def _compiled_boxes(item_seeds, step, nb_crops, crop_range, crop_extent, wrap):
     return _crop_boxes(item_seeds, step, nb_crops, crop_range, crop_extent, wrap)
 
 
-def random_crops(
+def crop_plan(
     images: tf.Tensor,
     item_seeds: tf.Tensor,
     step: tf.Tensor,
@@ -210,8 +214,8 @@ def random_crops(
     noise_std: tf.Tensor,
     wrap: bool = False,
     antialias: bool = False,
-) -> tf.Tensor:
-    """K random crops of each of N images, resized to `output_size`, with uniform noise.
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """What the K random crops of each of N images sample, before sampling them.
 
     Args:
         images: (N, H, W, C) images.
@@ -226,7 +230,9 @@ def random_crops(
         antialias: Boxes shrunk by 1.5 or more sample a blurred copy of the image.
 
     Returns:
-        (N * K, h, w, C) crops; rows i * K to i * K + K - 1 come from image i.
+        `(sources, boxes, box_indices, noise)`: the images and their blurred copies
+        (N * (1 + F), H, W, C), boxes (N * K, 4) and the source of each (N * K,), and the noise
+        (N * K, h, w, C) to add; rows i * K to i * K + K - 1 belong to image i.
     """
     batch_size, height, _, channels = images.shape
     boxes = _compiled_boxes(item_seeds, step, nb_crops, crop_range, crop_extent, wrap)
@@ -240,6 +246,28 @@ def random_crops(
         shrink = (boxes[:, 2] - boxes[:, 0]) * height / output_size[0]
         level = tf.reduce_sum(tf.cast(shrink[:, None] >= tf.constant(factors)[None], tf.int32), axis=1)
         box_indices = box_indices * (1 + len(factors)) + level
-    crops = crop_and_resize(images, boxes, box_indices, output_size, wrap)
-    noise = _compiled_noise(item_seeds, step, (nb_crops, *output_size, channels))
-    return crops + noise_std * noise
+    noise = noise_std * _compiled_noise(item_seeds, step, (nb_crops, *output_size, channels))
+    return images, boxes, box_indices, noise
+
+
+def random_crops(
+    images: tf.Tensor,
+    item_seeds: tf.Tensor,
+    step: tf.Tensor,
+    nb_crops: int,
+    crop_range: tf.Tensor,
+    crop_extent: tf.Tensor,
+    output_size: tuple[int, int],
+    noise_std: tf.Tensor,
+    wrap: bool = False,
+    antialias: bool = False,
+) -> tf.Tensor:
+    """K random crops of each of N images, resized to `output_size`, with uniform noise.
+
+    Same arguments as `crop_plan`. Returns (N * K, h, w, C) crops; rows i * K to i * K + K - 1
+    come from image i.
+    """
+    sources, boxes, box_indices, noise = crop_plan(
+        images, item_seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, wrap, antialias
+    )
+    return crop_and_resize(sources, boxes, box_indices, output_size, wrap) + noise

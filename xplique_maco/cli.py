@@ -117,6 +117,8 @@ def render(args: argparse.Namespace) -> int:
     )
     if args.model_input_size:
         settings["model_input_size"] = tuple(args.model_input_size)
+    if args.crops_per_pass:
+        settings["crops_per_pass"] = args.crops_per_pass
     start = time.perf_counter()
     try:
         entries = render_atlas(
@@ -173,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     render_parser.add_argument("--model-input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
     render_parser.add_argument("--seed", type=int, default=0)
     render_parser.add_argument("--batch-size", type=int, default=8, help="objectives rendered at once")
+    render_parser.add_argument(
+        "--crops-per-pass",
+        type=int,
+        help="model passes of at most this many crops (less memory, same images); default: all at once",
+    )
     render_parser.add_argument(
         "--shard", default="0/1", help="I/N: render objectives I, I+N, ... (job arrays)"
     )

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import random_crops
+from .augment import crop_and_resize, crop_plan
 from .callbacks import CallbackList
 from .objectives import evaluate_terms
 from .parametrization import MagnitudeConstrained
@@ -49,6 +49,7 @@ class RenderSettings:
     parametrization: object = MagnitudeConstrained()
     wrap_crops: bool = False
     antialias: bool = False
+    crops_per_pass: int | None = None
 
 
 def _crop_extent(image_shape, input_size) -> np.ndarray:
@@ -66,12 +67,53 @@ def _step_size(controls: dict, step_index: tf.Tensor) -> tf.Tensor:
     return last + (first - last) * 0.5 * (1.0 + tf.cos(np.pi * progress))
 
 
+def crop_passes(batch_size: int, nb_crops: int, crops_per_pass: int | None) -> list[tuple[int, int]]:
+    """The model passes of one step, as ranges [first, last) of each item's crops.
+
+    A pass takes the same crops of every item, so it holds batch_size * (last - first) crops:
+    at most `crops_per_pass` (and at least one per item); None means one pass over all.
+    """
+    per_item = nb_crops if crops_per_pass is None else max(1, min(nb_crops, crops_per_pass // batch_size))
+    return [(first, min(first + per_item, nb_crops)) for first in range(0, nb_crops, per_item)]
+
+
 def _build_step(extractor: keras.Model, signature, layer_names, settings: RenderSettings):
     optimizer = settings.optimizer
     parametrization = settings.parametrization
     height, width = settings.image_shape
     nb_crops = settings.nb_crops
     input_size = settings.input_size
+
+    def objective_gradient(sources, boxes, box_indices, noise, arguments, batch_size):
+        """Per-item objective (N, K) on the crops, and its gradient on the sources, pass by pass.
+
+        Each pass waits for the previous one's gradient, so only one pass's activations are
+        alive at a time; the gradients of the passes add up to that of one big pass.
+        """
+        values, gradient, previous = [], None, []
+        for first, last in crop_passes(batch_size, nb_crops, settings.crops_per_pass):
+            if last - first == nb_crops:
+                rows = None
+            else:  # crops first .. last - 1 of every item
+                rows = tf.reshape(
+                    tf.range(batch_size)[:, None] * nb_crops + tf.range(first, last)[None], [-1]
+                )
+            with tf.control_dependencies(previous), tf.GradientTape() as tape:
+                tape.watch(sources)
+                selected = [t if rows is None else tf.gather(t, rows) for t in (boxes, box_indices, noise)]
+                crops = crop_and_resize(sources, selected[0], selected[1], input_size, settings.wrap_crops)
+                outputs = extractor(crops + selected[2], training=False)
+                if not isinstance(outputs, (list, tuple)):
+                    outputs = [outputs]
+                value = evaluate_terms(
+                    signature, dict(zip(layer_names, outputs, strict=True)), arguments, batch_size
+                )
+                total = tf.reduce_sum(value) / nb_crops
+            part = tape.gradient(total, sources)
+            gradient = part if gradient is None else gradient + part
+            values.append(value)
+            previous = [gradient]
+        return tf.concat(values, axis=1), gradient
 
     @tf.function
     def step(state, step_index, item_seeds, arguments, spectrum, controls):
@@ -81,7 +123,7 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
         with tf.GradientTape() as tape:
             tape.watch(params)
             image = parametrization.to_image(params, spectrum, controls["values_range"], width)
-            crops = random_crops(
+            sources, boxes, box_indices, noise = crop_plan(
                 image,
                 item_seeds,
                 step_index,
@@ -93,16 +135,15 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
                 settings.wrap_crops,
                 settings.antialias,
             )
-            outputs = extractor(crops, training=False)
-            if not isinstance(outputs, (list, tuple)):
-                outputs = [outputs]
-            values = evaluate_terms(
-                signature, dict(zip(layer_names, outputs, strict=True)), arguments, batch_size
-            )
-            per_item = tf.reduce_mean(values, axis=1)
-            total = tf.reduce_sum(per_item)
+        values, sources_gradient = objective_gradient(
+            sources, boxes, box_indices, noise, arguments, batch_size
+        )
+        per_item = tf.reduce_mean(values, axis=1)
         params_gradient, image_gradient = tape.gradient(
-            total, [params, image], unconnected_gradients=tf.UnconnectedGradients.ZERO
+            sources,
+            [params, image],
+            output_gradients=sources_gradient,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
         # A NaN or inf gradient (an objective undefined somewhere) must never reach the
         # parameters: those entries are skipped, so images stay finite; `render` reports it.
@@ -129,6 +170,7 @@ def _compiled_step(model, extractor, signature, layer_names, settings: RenderSet
         settings.parametrization,
         settings.wrap_crops,
         settings.antialias,
+        settings.crops_per_pass,
     )
     # Keyed by the user's model (the steps hold the extractor, not the model), so both are
     # freed when the user drops the model.
