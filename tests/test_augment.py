@@ -3,7 +3,16 @@
 import numpy as np
 import tensorflow as tf
 
-from xplique_maco.augment import blur_factors, crop_and_resize, random_crops
+from xplique_maco.augment import blur_factors, crop_and_resize, crop_plan
+
+
+def random_crops(images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options):
+    """The noisy crops a MACO step feeds the model (in one pass), as the engine makes them."""
+    plan = crop_plan(
+        images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options
+    )
+    sources, boxes, box_indices, noise = plan
+    return crop_and_resize(sources, boxes, box_indices, output_size, options.get("wrap", False)) + noise
 
 
 def test_whole_image_box_equals_bilinear_resize():

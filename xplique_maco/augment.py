@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["crop_plan", "random_crops", "crop_and_resize", "blur_factors"]
+__all__ = ["crop_plan", "crop_and_resize", "blur_factors"]
 
 # Streams of one step: different purposes never share random numbers.
 _BOXES, _NOISE = 0, 1
@@ -248,26 +248,3 @@ def crop_plan(
         box_indices = box_indices * (1 + len(factors)) + level
     noise = noise_std * _compiled_noise(item_seeds, step, (nb_crops, *output_size, channels))
     return images, boxes, box_indices, noise
-
-
-def random_crops(
-    images: tf.Tensor,
-    item_seeds: tf.Tensor,
-    step: tf.Tensor,
-    nb_crops: int,
-    crop_range: tf.Tensor,
-    crop_extent: tf.Tensor,
-    output_size: tuple[int, int],
-    noise_std: tf.Tensor,
-    wrap: bool = False,
-    antialias: bool = False,
-) -> tf.Tensor:
-    """K random crops of each of N images, resized to `output_size`, with uniform noise.
-
-    Same arguments as `crop_plan`. Returns (N * K, h, w, C) crops; rows i * K to i * K + K - 1
-    come from image i.
-    """
-    sources, boxes, box_indices, noise = crop_plan(
-        images, item_seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, wrap, antialias
-    )
-    return crop_and_resize(sources, boxes, box_indices, output_size, wrap) + noise
