@@ -29,11 +29,12 @@ MODELS = {
 }
 
 
-def bare_pass(model: keras.Model, crops: int, size: int):
-    """Compiled forward + backward (gradient with respect to the input) on a crop batch."""
+def bare_pass(model: keras.Model, crops: int, size: int, jit_compile: bool = False):
+    """Compiled forward + backward (gradient with respect to the input) on a crop batch; with
+    `jit_compile`, compiled by XLA."""
     batch = tf.random.uniform((crops, size, size, 3))
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def step(inputs):
         with tf.GradientTape() as tape:
             tape.watch(inputs)

@@ -1,0 +1,49 @@
+"""Does XLA make the model pass cheaper? The bare forward + backward of a crop batch compiled as a
+graph and by XLA (`jit_compile=True`), timed side by side, in milliseconds per crop.
+
+Run: python benchmarks/xla_pass.py --model efficientnet_lite0 --crops 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from compare import load  # noqa: E402  (same folder)
+from step_overhead import bare_pass  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", choices=["efficientnet_lite0", "mobilenet_v2", "resnet50v2"], default="efficientnet_lite0"
+    )
+    parser.add_argument("--crops", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    model = load(args.model)
+    runs = {
+        "graph": bare_pass(model, args.crops, 224),
+        "xla": bare_pass(model, args.crops, 224, jit_compile=True),
+    }
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) / args.crops * 1000)
+    for name, values in times.items():
+        print(
+            f"{name:5}: {statistics.median(values):7.1f} ms per crop (runs: {', '.join(f'{v:.0f}' for v in values)})"
+        )
+    print(f"xla / graph: {statistics.median(times['xla']) / statistics.median(times['graph']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
