@@ -83,7 +83,7 @@ set_matplotlib_formats("jpeg", pil_kwargs={"quality": 85})  # keeps the notebook
 IMAGE_SIZE = 64 if FAST else 256  # side of the rendered images
 MODEL_INPUT = 96 if FAST else 224  # crops are resized to this before entering the model
 STEPS = 6 if FAST else 128
-CROPS = 2 if FAST else 8  # random crops per image per step (GPU users: 32, the library default)
+CROPS = 2 if FAST else 8  # random crops per image per step (8 is the library default)
 CLASSES = ["goldfish"] if FAST else ["goldfish", "flamingo", "lemon", "jellyfish", "volcano"]  # after espresso
 """
     ),
@@ -238,7 +238,7 @@ CLASSES = ["goldfish"] if FAST else ["goldfish", "flamingo", "lemon", "jellyfish
         """
         ## Going further
 
-        * On a GPU, use the library defaults: `nb_steps=128, image_shape=(512, 512), nb_crops=32`.
+        * On a GPU, use the library defaults: `nb_steps=128, image_shape=(512, 512), nb_crops=8`.
           Images get sharper and more objects appear; here they are kept small for 2 CPUs.
         * Another seed gives another image of the same class: it is worth rendering two or three.
         * The next notebooks: objectives inside a network (02), concepts found in photos (03),

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     render_parser.add_argument("--objective", choices=["neuron", "channel"], default="neuron")
     render_parser.add_argument("--steps", type=int, default=128)
     render_parser.add_argument("--image-size", type=int, default=512)
-    render_parser.add_argument("--crops", type=int, default=32)
+    render_parser.add_argument("--crops", type=int, default=8, help="crops per image per step (default 8)")
     render_parser.add_argument(
         "--values-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH")
     )
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     render_parser.add_argument(
         "--crops-per-pass",
         type=int,
-        help="model passes of at most this many crops (less memory, same images); default: all at once",
+        help="model passes of at most this many crops (less memory, same images); default: one pass on "
+        "GPUs and TPUs, passes of about 16 crops on CPUs",
     )
     render_parser.add_argument(
         "--shard", default="0/1", help="I/N: render objectives I, I+N, ... (job arrays)"

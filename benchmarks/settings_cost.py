@@ -1,0 +1,60 @@
+"""Seconds per step of maco under the settings tune.py compares (image size, antialiasing, crops),
+measured side by side in one process, alternating, on EfficientNet-Lite0: the "per second" half of
+"transferability per second". Quality comes from tune.py; this gives the cost.
+
+Run: python benchmarks/settings_cost.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from compare import load  # noqa: E402  (same folder)
+
+from xplique_maco import Neuron, maco  # noqa: E402
+
+SETTINGS = {
+    "256 px, 8 crops": dict(image_shape=(256, 256), nb_crops=8),
+    "512 px, 8 crops": dict(image_shape=(512, 512), nb_crops=8),
+    "512 px, 8 crops, no antialias": dict(image_shape=(512, 512), nb_crops=8, antialias=False),
+    "512 px, 4 crops": dict(image_shape=(512, 512), nb_crops=4),
+    "512 px, 32 crops": dict(image_shape=(512, 512), nb_crops=32),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--steps", type=int, default=6, help="steps per timed call")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    objective = Neuron(load(args.model), -1, 1)
+
+    def run(settings: dict, steps: int) -> float:
+        start = time.perf_counter()
+        maco(objective, nb_steps=steps, seed=0, verbose=0, **settings)[0].numpy()
+        return time.perf_counter() - start
+
+    for settings in SETTINGS.values():
+        run(settings, 1)  # trace
+    times = {name: [] for name in SETTINGS}
+    for _ in range(args.repeats):
+        for name, settings in SETTINGS.items():
+            short = run(settings, 1)
+            times[name].append((run(settings, 1 + args.steps) - short) / args.steps)
+    base = statistics.median(times["256 px, 8 crops"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        runs = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{name:30}: {median:.3f} s per step, {median / base:.2f}x of 256 px (runs: {runs})")
+
+
+if __name__ == "__main__":
+    main()
