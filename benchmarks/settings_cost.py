@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from compare import load  # noqa: E402  (same folder)
+from compare import load, per_step  # noqa: E402  (same folder)
 
 from xplique_maco import Neuron, maco  # noqa: E402
 
@@ -37,23 +36,18 @@ def main() -> None:
     args = parser.parse_args()
     objective = Neuron(load(args.model), -1, 1)
 
-    def run(settings: dict, steps: int) -> float:
-        start = time.perf_counter()
-        maco(objective, nb_steps=steps, seed=0, verbose=0, **settings)[0].numpy()
-        return time.perf_counter() - start
+    def render(settings: dict):
+        return lambda steps: maco(objective, nb_steps=steps, seed=0, verbose=0, **settings)[0].numpy()
 
-    for settings in SETTINGS.values():
-        run(settings, 1)  # trace
-    times = {name: [] for name in SETTINGS}
-    for _ in range(args.repeats):
-        for name, settings in SETTINGS.items():
-            short = run(settings, 1)
-            times[name].append((run(settings, 1 + args.steps) - short) / args.steps)
+    runs = {name: render(settings) for name, settings in SETTINGS.items()}
+    for run in runs.values():
+        run(1)  # trace
+    times = per_step(runs, args.steps, args.repeats)
     base = statistics.median(times["256 px, 8 crops"])
     for name, values in times.items():
         median = statistics.median(values)
-        runs = ", ".join(f"{v:.2f}" for v in values)
-        print(f"{name:30}: {median:.3f} s per step, {median / base:.2f}x of 256 px (runs: {runs})")
+        spread = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{name:30}: {median:.3f} s per step, {median / base:.2f}x of 256 px (runs: {spread})")
 
 
 if __name__ == "__main__":

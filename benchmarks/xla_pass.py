@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from compare import load  # noqa: E402  (same folder)
+from compare import load, per_step  # noqa: E402  (same folder)
 from step_overhead import bare_pass  # noqa: E402
 
 
@@ -25,19 +24,17 @@ def main() -> None:
         "--model", choices=["efficientnet_lite0", "mobilenet_v2", "resnet50v2"], default="efficientnet_lite0"
     )
     parser.add_argument("--crops", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=2, help="passes per timed run")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     model = load(args.model)
-    runs = {
+    passes = {
         "graph": bare_pass(model, args.crops, 224),
         "xla": bare_pass(model, args.crops, 224, jit_compile=True),
     }
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) / args.crops * 1000)
+    runs = {name: (lambda n, one=one: [one() for _ in range(n)]) for name, one in passes.items()}
+    seconds = per_step(runs, args.steps, args.repeats)
+    times = {name: [s / args.crops * 1000 for s in values] for name, values in seconds.items()}
     for name, values in times.items():
         print(
             f"{name:5}: {statistics.median(values):7.1f} ms per crop (runs: {', '.join(f'{v:.0f}' for v in values)})"
