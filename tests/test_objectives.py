@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from xplique_maco import Channel, Direction, Layer, Neuron, evaluate
-from xplique_maco.features import feature_model
+from xplique_maco import Channel, Direction, Layer, Neuron, evaluate, maco
+from xplique_maco._model import feature_model
 
 
 def activations(model, layer, inputs):
@@ -68,7 +68,7 @@ def test_direction_is_dot_weighted_by_cosine(model, tokens, inputs):
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     dot = np.einsum("nhwc,nc->nhw", conv, unit)
     cosine = dot / (np.linalg.norm(conv, axis=-1) + 1e-6)
-    expected = (dot * np.clip(cosine, 1e-6, 1) ** 2).mean(axis=(1, 2))
+    expected = (dot * np.clip(cosine, 0.1, 1) ** 2).mean(axis=(1, 2))
     np.testing.assert_allclose(evaluate(Direction(model, "conv2", vectors), inputs[:2]), expected, rtol=1e-4)
     logits = activations(tokens, "logits", inputs[:1])
     plain = evaluate(Direction(tokens, "logits", np.ones(5), cossim_power=0), inputs[:1])
@@ -116,9 +116,9 @@ def test_layers_found_by_index(model):
 def test_one_feature_model_outputs_each_layer_once(model):
     objective = Channel(model, "conv2", 1) + Channel(model, "conv2", 3) + Neuron(model, "logits", 2)
     assert objective.layer_names == ("conv2", "logits")
-    extractor = feature_model(model, objective.layer_names)
+    extractor = feature_model(model, objective.taps)
     assert len(extractor.outputs) == 2
-    assert feature_model(model, objective.layer_names) is extractor
+    assert feature_model(model, objective.taps) is extractor
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,11 @@ def test_one_feature_model_outputs_each_layer_once(model):
             ValueError,
             "Layer index 7 is out of range for model 'tiny_cnn' with 5 layers",
         ),
-        (lambda m: Channel(m, 2.0, 1), TypeError, "`layer` must be a layer name (str) or an index (int)"),
+        (
+            lambda m: Channel(m, 2.0, 1),
+            TypeError,
+            "`layer` must be a layer name or path (str), an index (int), a keras layer or a symbolic tensor",
+        ),
         (
             lambda m: Channel(m, "conv2", 16),
             ValueError,
@@ -186,3 +190,22 @@ def test_unsupported_output_rank_is_refused():
         ValueError, match=r"outputs shape \(None, 2, 4, 8, 3\) \(rank 5\), which is not supported"
     ):
         Layer(model, "volume")
+
+
+def test_a_direction_pointing_away_from_the_activations_still_climbs():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    flat = keras.layers.Flatten(name="flat")(keras.layers.Conv2D(4, 5, strides=4)(inputs))
+    model = keras.Model(inputs, flat)  # signed features, as concept vectors or logits give
+    vector = np.random.default_rng(0).uniform(0.0, 1.0, 36)
+    objective = Direction(model, "flat", vector)
+
+    def cosine(image):
+        activation = model(image[None]).numpy()[0]
+        return activation @ vector / np.linalg.norm(activation) / np.linalg.norm(vector)
+
+    settings = dict(image_shape=(16, 16), nb_crops=4, crop_size=(0.9, 1.0), seed=0, verbose=0)
+    start, _ = maco(objective, nb_steps=1, learning_rate=1e-9, **settings)  # the initial image
+    end, _ = maco(objective, nb_steps=64, **settings)
+    assert cosine(start.numpy()[0]) < -0.3  # pointing away at the start
+    assert cosine(end.numpy()[0]) > cosine(start.numpy()[0]) + 0.3

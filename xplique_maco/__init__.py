@@ -1,5 +1,17 @@
 """xplique_maco: MACO feature visualisation (phase-only Fourier optimisation) for Keras 3."""
 
+import keras as _keras
+
+if _keras.config.backend() != "tensorflow":
+    raise ImportError(
+        "xplique_maco needs Keras with its TensorFlow backend (the optimisation runs under "
+        f"tf.function with tf.signal FFTs), but Keras is running on the {_keras.config.backend()!r} "
+        "backend, chosen by the KERAS_BACKEND environment variable or ~/.keras/keras.json. Set "
+        "KERAS_BACKEND=tensorflow before Python first imports keras, e.g. "
+        "`KERAS_BACKEND=tensorflow jupyter lab`, or os.environ['KERAS_BACKEND'] = 'tensorflow' "
+        "at the top of the notebook."
+    )
+
 from .callbacks import Callback, History, Recorder, Snapshots
 from .features import evaluate
 from .maco import fourier, maco

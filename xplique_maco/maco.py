@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from ._model import feature_model, image_input_shape
 from .callbacks import Callback, CallbackList, ProgressBar, interactive
 from .engine import RenderSettings, render
-from .features import feature_model, image_input_shape
 from .objectives import Objective
 from .optimizers import get_optimizer
 from .parametrization import FourierBaseline, MagnitudeConstrained
@@ -178,7 +178,9 @@ def maco(
             edges and continue on the opposite side, so every pixel is seen equally often and
             the whole image gets detail. False keeps crops inside the image, which favours one
             centred composition with a vaguer border. None: True, except for objectives that
-            compare spatial layouts with a reference (`Inversion`), which need False.
+            need one fixed layout (`Objective.fixed_layout`): an `Inversion`, or a layer read
+            after a Flatten (a Flatten -> Dense head), which wrapped crops would average over
+            every shift of the image.
         antialias: Crops shrunk by 1.5 or more on their way to the model's input sample a
             copy of the image blurred accordingly, as antialiased resizing does; without it,
             frequencies above the crop's Nyquist alias. Only matters for images larger than
@@ -399,7 +401,7 @@ def _optimize(
         input_size=model_input_size,
         parametrization=parametrization,
         wrap_crops=(
-            not objective.compares_layouts
+            objective.fixed_layout is None
             if wrap_crops is None
             else _boolean("wrap_crops", wrap_crops, "True, False or None")
         ),
@@ -414,7 +416,7 @@ def _optimize(
         listeners.callbacks.append(ProgressBar())
     spectrum = _spectrum_for(spectrum_source, channels, image_shape)
     item_seeds = _item_seeds(seed, objective.batch_size)
-    extractor = feature_model(objective.model, objective.layer_names)
+    extractor = feature_model(objective.model, objective.taps)
     _check_layer_shapes(objective, extractor, (*model_input_size, channels))
     all_images, all_transparencies = [], []
     for number, chunk in enumerate(chunks):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from dataclasses import dataclass, replace
 
@@ -10,10 +9,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ._model import (
+    LayerLike,
+    Tap,
+    feature_model,
+    find_tap,
+    image_input_shape,
+    position_tied,
+    warn_if_squashed,
+)
+
 __all__ = ["Objective", "Neuron", "Channel", "Layer", "Direction", "Inversion", "evaluate_terms"]
 
-_SUPPORTED_RANKS = {2: "dense (N, D)", 3: "tokens (N, T, D)", 4: "convolutional (N, H, W, C)"}
 _EPSILON = 1e-6
+# Directions weight the dot product by the cosine, floored (as in Lucid and Xplique) so that
+# activations pointing away from the direction still get a gradient towards it.
+_COSINE_FLOOR = 0.1
 _BATCHED = ("index", "vector", "target")  # arguments that lead with the batch axis
 
 
@@ -26,11 +37,18 @@ class _Term:
     """
 
     kind: str
-    layer: str
-    rank: int
+    tap: Tap
     coefficient: float
     arguments: dict  # name -> np.ndarray; "index" and "vector" lead with the batch axis
     text: str
+
+    @property
+    def layer(self) -> str:
+        return self.tap.key
+
+    @property
+    def rank(self) -> int:
+        return len(self.tap.shape)
 
     @property
     def batch_size(self) -> int:
@@ -75,14 +93,30 @@ class Objective:
 
     @property
     def layer_names(self) -> tuple[str, ...]:
-        """The distinct layers the objective reads, in order of first use."""
-        return tuple(dict.fromkeys(term.layer for term in self.terms))
+        """The distinct layers the objective reads, in order of first use (paths for nested ones)."""
+        return tuple(tap.key for tap in self.taps)
 
     @property
-    def compares_layouts(self) -> bool:
-        """True when a term compares spatial layouts with a reference (`Inversion`): crops that
-        wrap around the image edges would shift the layout, so `maco` keeps them inside."""
-        return any(term.kind == "inversion" for term in self.terms)
+    def taps(self) -> tuple[Tap, ...]:
+        """The distinct layer calls the objective reads, in order of first use."""
+        return tuple({term.tap.key: term.tap for term in self.terms}.values())
+
+    @property
+    def fixed_layout(self) -> str | None:
+        """Why this objective needs one fixed layout of the image, or None if it does not.
+
+        An `Inversion` compares positions with a reference; a layer read after a Flatten (a
+        Flatten -> Dense head) weighs every position of the image with its own weights. Crops
+        that wrap around the periodic image would average such an objective over every shift
+        of the image, so `maco` keeps the crops inside the image for them.
+        """
+        for term in self.terms:
+            if term.kind == "inversion":
+                return f"{term.text} compares positions with its reference"
+            tied = position_tied(term.tap)
+            if tied is not None:
+                return f"{term.text} reads positions through {tied!r}"
+        return None
 
     @property
     def signature(self) -> tuple:
@@ -175,57 +209,6 @@ class Objective:
         return "".join(parts)
 
 
-def _find_layer(model: keras.Model, layer: str | int) -> keras.layers.Layer:
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"Expected a keras.Model, received {type(model).__name__}.")
-    layers = model.layers
-    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (str, numbers.Integral)):
-        raise TypeError(
-            f"`layer` must be a layer name (str) or an index (int), received {layer!r} "
-            f"of type {type(layer).__name__}."
-        )
-    if isinstance(layer, str):
-        for candidate in layers:
-            if candidate.name == layer:
-                return candidate
-        names = [candidate.name for candidate in layers]
-        close = difflib.get_close_matches(layer, names, n=3)
-        hint = f" Did you mean {' or '.join(repr(name) for name in close)}?" if close else ""
-        listed = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
-        raise ValueError(
-            f"Layer {layer!r} not found in model {model.name!r}.{hint} Available layers: {listed}."
-        )
-    if not -len(layers) <= layer < len(layers):
-        raise ValueError(
-            f"Layer index {layer} is out of range for model {model.name!r} with {len(layers)} "
-            f"layers (accepted: {-len(layers)} to {len(layers) - 1}). Note: in Keras 3, "
-            "Sequential.layers has no InputLayer while a functional model's does."
-        )
-    return layers[int(layer)]
-
-
-def _layer_output_shape(model: keras.Model, layer: keras.layers.Layer) -> tuple:
-    try:
-        output = layer.output
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            f"Cannot read the output of layer {layer.name!r} in model {model.name!r}: {error} "
-            "Build the model on a keras.Input first, and target a layer used once."
-        ) from None
-    if isinstance(output, (list, tuple, dict)):
-        raise ValueError(
-            f"Layer {layer.name!r} has several outputs; objectives need a layer with one output."
-        )
-    shape = tuple(output.shape)
-    if len(shape) not in _SUPPORTED_RANKS:
-        accepted = "; ".join(f"rank {rank}: {text}" for rank, text in _SUPPORTED_RANKS.items())
-        raise ValueError(
-            f"Layer {layer.name!r} outputs shape {shape} (rank {len(shape)}), which is not "
-            f"supported. Accepted: {accepted}."
-        )
-    return shape
-
-
 def _as_indices(index, units: int | None, layer_name: str) -> np.ndarray:
     values = np.atleast_1d(np.asarray(index))
     if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
@@ -280,7 +263,8 @@ class Neuron(Objective):
 
     Args:
         model: The Keras model to explain (one image input, channels last).
-        layer: Layer name or index in `model.layers` (negative allowed).
+        layer: Layer name, path into a nested model (`"base/block_6_expand"`), index in
+            `model.layers` (negative allowed), layer object or symbolic tensor of the model.
         index: Unit (channel) index, or a list of indices for a batch (one image each).
         position: For convolutional outputs a (row, column) pair, for token outputs a token
             index. Defaults to the centre. Must be None for dense outputs.
@@ -289,19 +273,19 @@ class Neuron(Objective):
     >>> objective = Neuron(model, -1, [1, 94, 130])  # three logits, three images
     """
 
-    def __init__(self, model: keras.Model, layer: str | int, index, position=None):
-        found = _find_layer(model, layer)
-        shape = _layer_output_shape(model, found)
-        indices = _as_indices(index, shape[-1], found.name)
-        where = _as_position(position, shape, found.name)
+    def __init__(self, model: keras.Model, layer: LayerLike, index, position=None):
+        tap = find_tap(model, layer)
+        warn_if_squashed(tap)
+        shape = tap.shape
+        indices = _as_indices(index, shape[-1], tap.key)
+        where = _as_position(position, shape, tap.key)
         shown = "" if position is None else f", position={tuple(where.tolist())}"
         term = _Term(
             kind="neuron",
-            layer=found.name,
-            rank=len(shape),
+            tap=tap,
             coefficient=1.0,
             arguments={"index": indices, "position": where},
-            text=f"Neuron({found.name}, {_format_index(indices)}{shown})",
+            text=f"Neuron({tap.key}, {_format_index(indices)}{shown})",
         )
         super().__init__(model, (term,))
 
@@ -311,24 +295,25 @@ class Channel(Objective):
 
     Args:
         model: The Keras model to explain.
-        layer: Layer name or index in `model.layers`.
+        layer: Layer name, path into a nested model, index in `model.layers`, layer object
+            or symbolic tensor (as for `Neuron`).
         index: Channel index, or a list of indices for a batch (one image each).
 
     Example:
     >>> objective = Channel(model, "block4_conv3", 12)
     """
 
-    def __init__(self, model: keras.Model, layer: str | int, index):
-        found = _find_layer(model, layer)
-        shape = _layer_output_shape(model, found)
-        indices = _as_indices(index, shape[-1], found.name)
+    def __init__(self, model: keras.Model, layer: LayerLike, index):
+        tap = find_tap(model, layer)
+        warn_if_squashed(tap)
+        shape = tap.shape
+        indices = _as_indices(index, shape[-1], tap.key)
         term = _Term(
             kind="channel",
-            layer=found.name,
-            rank=len(shape),
+            tap=tap,
             coefficient=1.0,
             arguments={"index": indices},
-            text=f"Channel({found.name}, {_format_index(indices)})",
+            text=f"Channel({tap.key}, {_format_index(indices)})",
         )
         super().__init__(model, (term,))
 
@@ -338,22 +323,22 @@ class Layer(Objective):
 
     Args:
         model: The Keras model to explain.
-        layer: Layer name or index in `model.layers`.
+        layer: Layer name, path into a nested model, index in `model.layers`, layer object
+            or symbolic tensor (as for `Neuron`).
 
     Example:
     >>> objective = Layer(model, "block5_conv3")
     """
 
-    def __init__(self, model: keras.Model, layer: str | int):
-        found = _find_layer(model, layer)
-        shape = _layer_output_shape(model, found)
+    def __init__(self, model: keras.Model, layer: LayerLike):
+        tap = find_tap(model, layer)
+        warn_if_squashed(tap)
         term = _Term(
             kind="layer",
-            layer=found.name,
-            rank=len(shape),
+            tap=tap,
             coefficient=1.0,
             arguments={},
-            text=f"Layer({found.name})",
+            text=f"Layer({tap.key})",
         )
         super().__init__(model, (term,))
 
@@ -361,12 +346,15 @@ class Layer(Objective):
 class Direction(Objective):
     """Maximise the activation along a direction, weighted by cosine similarity to it.
 
-    At each position the value is `dot(a, v) * max(cos(a, v), 1e-6) ** cossim_power` with `v`
-    the unit direction; positions are averaged. A 2-D array of directions makes a batch.
+    At each position the value is `dot(a, v) * max(cos(a, v), 0.1) ** cossim_power` with `v`
+    the unit direction; positions are averaged. The floor keeps a gradient towards `v` where
+    the activations point away from it, so any signed direction (a concept vector, a logit
+    direction) climbs. A 2-D array of directions makes a batch.
 
     Args:
         model: The Keras model to explain.
-        layer: Layer name or index in `model.layers`.
+        layer: Layer name, path into a nested model, index in `model.layers`, layer object
+            or symbolic tensor (as for `Neuron`).
         vectors: One direction of shape (D,) or a batch of directions of shape (N, D), with D
             the layer's number of channels.
         cossim_power: How strongly to favour activations aligned with the direction
@@ -376,9 +364,10 @@ class Direction(Objective):
     >>> objective = Direction(model, "block4_conv3", concept_vectors)  # one image per concept
     """
 
-    def __init__(self, model: keras.Model, layer: str | int, vectors, cossim_power: float = 2.0):
-        found = _find_layer(model, layer)
-        shape = _layer_output_shape(model, found)
+    def __init__(self, model: keras.Model, layer: LayerLike, vectors, cossim_power: float = 2.0):
+        tap = find_tap(model, layer)
+        warn_if_squashed(tap)
+        shape = tap.shape
         try:
             directions = np.asarray(vectors, dtype=np.float64)  # float64: huge vectors must not overflow
         except (TypeError, ValueError):
@@ -394,7 +383,7 @@ class Direction(Objective):
             or (units is not None and directions.shape[1] != units)
         ):
             raise ValueError(
-                f"Direction vectors for layer {found.name!r} must have shape ({units},) or "
+                f"Direction vectors for layer {tap.key!r} must have shape ({units},) or "
                 f"(N, {units}); received shape {np.shape(vectors)}."
             )
         if not np.isfinite(directions).all():
@@ -407,14 +396,13 @@ class Direction(Objective):
         count = "" if len(directions) == 1 else f", {len(directions)} directions"
         term = _Term(
             kind="direction",
-            layer=found.name,
-            rank=len(shape),
+            tap=tap,
             coefficient=1.0,
             arguments={
                 "vector": (directions / norms).astype(np.float32),
                 "power": np.float32(cossim_power),
             },
-            text=f"Direction({found.name}{count})",
+            text=f"Direction({tap.key}{count})",
         )
         super().__init__(model, (term,))
 
@@ -431,7 +419,8 @@ class Inversion(Objective):
 
     Args:
         model: The Keras model to explain.
-        layer: Layer name or index in `model.layers`.
+        layer: Layer name, path into a nested model, index in `model.layers`, layer object
+            or symbolic tensor (as for `Neuron`).
         image: The reference: one image (H, W, C) or a batch (N, H, W, C), one rendered image
             each, at the size the model will see (`model_input_size` in `maco`) and in the
             model's input value range (the `values_range` you pass to `maco`).
@@ -441,11 +430,8 @@ class Inversion(Objective):
     >>> images, _ = maco(objective, image_shape=(224, 224), crop_size=(0.9, 1.0))
     """
 
-    def __init__(self, model: keras.Model, layer: str | int, image):
-        from .features import feature_model, image_input_shape  # features imports this module
-
-        found = _find_layer(model, layer)
-        shape = _layer_output_shape(model, found)
+    def __init__(self, model: keras.Model, layer: LayerLike, image):
+        tap = find_tap(model, layer)
         input_shape = image_input_shape(model)
         try:
             reference = np.asarray(image, dtype=np.float32)
@@ -471,21 +457,20 @@ class Inversion(Objective):
             )
         if not np.isfinite(reference).all():
             raise ValueError("The reference `image` must be finite (no NaN or inf).")
-        target = feature_model(model, (found.name,)).predict_on_batch(reference)
+        target = feature_model(model, (tap,)).predict_on_batch(reference)
         target = np.asarray(target[0] if isinstance(target, list) else target, np.float32)
         if not np.isfinite(target).all() or not np.abs(target).reshape(len(target), -1).max(axis=1).all():
             raise ValueError(
-                f"Layer {found.name!r} gives an all-zero or non-finite activation on the reference "
+                f"Layer {tap.key!r} gives an all-zero or non-finite activation on the reference "
                 "image: there is nothing to invert. Check the image's value range, or pick another layer."
             )
         count = "" if len(target) == 1 else f", {len(target)} images"
         term = _Term(
             kind="inversion",
-            layer=found.name,
-            rank=len(shape),
+            tap=tap,
             coefficient=1.0,
             arguments={"target": target},
-            text=f"Inversion({found.name}{count})",
+            text=f"Inversion({tap.key}{count})",
         )
         super().__init__(model, (term,))
 
@@ -530,7 +515,7 @@ def _direction(activation, arguments):
     vector = tf.reshape(vector, broadcast_shape)
     dot = tf.reduce_sum(activation * vector, axis=-1)
     cosine = dot / (tf.norm(activation, axis=-1) + _EPSILON)
-    weighted = dot * tf.pow(tf.clip_by_value(cosine, _EPSILON, 1.0), arguments["power"])
+    weighted = dot * tf.pow(tf.clip_by_value(cosine, _COSINE_FLOOR, 1.0), arguments["power"])
     return tf.reduce_mean(weighted, axis=list(range(2, weighted.shape.rank)))
 
 

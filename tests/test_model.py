@@ -1,0 +1,186 @@
+"""Finding layers in the models users bring: nested models, Sequential wrappers, shared layers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from xplique_maco import Channel, Direction, History, Layer, Neuron, evaluate, maco
+from xplique_maco._model import feature_model
+
+FAST = dict(image_shape=(32, 32), nb_crops=2, crop_size=(0.6, 1.0), verbose=0, seed=0)
+
+
+class Calls(keras.layers.Layer):
+    """Identity that counts how many times it is traced or run (a Python side effect)."""
+
+    def __init__(self, counter, **kwargs):
+        super().__init__(**kwargs)
+        self.count = counter.append  # not the list itself: Keras would track a copy of it
+
+    def call(self, inputs):
+        self.count(1)
+        return inputs
+
+
+def base_model(counter=None, name="base") -> keras.Model:
+    """A small functional 'backbone' with a fixed input size, like a keras.applications base."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="stem")(inputs)
+    if counter is not None:
+        x = Calls(counter, name="calls")(x)
+    x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="block")(x)
+    return keras.Model(inputs, keras.layers.Conv2D(16, 3, activation="relu", name="top")(x), name=name)
+
+
+def head(base: keras.Model) -> keras.Model:
+    """The transfer-learning setup: the base called inside a functional head."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(base(inputs, training=False))
+    return keras.Model(inputs, keras.layers.Dense(5, name="logits")(x), name="classifier")
+
+
+def rises(objective, steps: int = 10) -> bool:
+    history = History()
+    maco(objective, nb_steps=steps, callbacks=[history], **FAST)
+    values = history.values.mean(axis=1)
+    return values[-3:].mean() > values[:3].mean()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return tf.random.stateless_uniform((2, 32, 32, 3), seed=(1, 2)).numpy()
+
+
+def test_the_nested_model_output_is_read_where_the_outer_model_calls_it(photos):
+    base = base_model()
+    outer = head(base)
+    objective = Channel(outer, "base", 3)
+    expected = base(photos).numpy()[..., 3].mean(axis=(1, 2))
+    np.testing.assert_allclose(evaluate(Channel(outer, "base", [3, 3]), photos), expected, rtol=1e-5)
+    assert rises(objective)
+
+
+def test_a_sequential_around_a_base_reaches_it_by_index_and_its_layers_by_path(photos):
+    base = base_model()
+    wrapper = keras.Sequential(
+        [keras.Input((32, 32, 3)), base, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)]
+    )
+    by_index = Channel(wrapper, 0, 3)  # Sequential.layers has no InputLayer: 0 is the base
+    assert by_index.layer_names == ("base",)
+    inner = keras.Model(base.input, base.get_layer("block").output)(photos).numpy()
+    objective = Channel(wrapper, "base/block", 5)
+    np.testing.assert_allclose(
+        evaluate(Channel(wrapper, "base/block", [5, 5]), photos), inner[..., 5].mean(axis=(1, 2)), rtol=1e-5
+    )
+    assert rises(by_index) and rises(objective)
+
+
+def test_a_layer_inside_the_base_by_path_and_by_object(photos):
+    base = base_model()
+    outer = head(base)
+    by_path = Channel(outer, "base/block", [1, 4])
+    by_object = Channel(outer, base.get_layer("block"), [1, 4])
+    assert repr(by_path) == repr(by_object) == "Channel(base/block, [1, 4])"
+    inner = keras.Model(base.input, base.get_layer("block").output)(photos).numpy()
+    expected = inner[..., [1, 4]].mean(axis=(1, 2)).diagonal()
+    np.testing.assert_allclose(evaluate(by_path, photos), expected, rtol=1e-5)
+    np.testing.assert_allclose(evaluate(by_object, photos), expected, rtol=1e-5)
+    assert rises(by_path)
+
+
+def test_a_rewrapped_fixed_size_model_and_two_levels_of_nesting(photos):
+    fixed = head(base_model())
+    inputs = keras.Input((32, 32, 3))
+    wrapped = keras.Model(inputs, fixed(inputs), name="wrapped")
+    np.testing.assert_allclose(
+        evaluate(Neuron(wrapped, -1, [2, 2]), photos), fixed(photos).numpy()[:, 2], rtol=1e-5
+    )
+    deep = Direction(wrapped, "classifier/base/top", np.linspace(-1, 1, 16))
+    assert deep.layer_names == ("classifier/base/top",)
+    assert rises(Neuron(wrapped, -1, 2)) and rises(deep)
+
+
+def test_every_layer_runs_once_when_an_objective_reads_inside_and_after_the_base(photos):
+    calls = []
+    base = base_model(calls)
+    outer = head(base)
+    objective = Neuron(outer, "logits", 1) + Channel(outer, "base/block", 2) + Layer(outer, "base/stem")
+    extractor = feature_model(outer, objective.taps)
+    calls.clear()
+    logits, block, stem = extractor(photos)
+    assert len(calls) == 1  # the layer between the stem and the block ran once, not once per output
+    np.testing.assert_allclose(logits, outer(photos), rtol=1e-5)
+    np.testing.assert_allclose(
+        stem, keras.Model(base.input, base.get_layer("stem").output)(photos), rtol=1e-5
+    )
+    assert block.shape == (2, 14, 14, 12)
+
+
+def test_a_name_only_inside_a_nested_model_says_which_model_and_the_path():
+    outer = head(base_model())
+    with pytest.raises(ValueError) as raised:
+        Channel(outer, "block", 0)
+    message = str(raised.value)
+    assert "inside the nested model 'base'" in message and "layer='base/block'" in message
+    with pytest.raises(ValueError, match="Layer 'base/blok' not found in model 'base'.*Did you mean 'block'"):
+        Channel(outer, "base/blok", 0)
+
+
+def test_a_layer_shared_by_two_models_is_read_in_the_model_passed_in(photos):
+    keras.utils.set_random_seed(3)
+    shared = keras.layers.Conv2D(4, 3, name="shared")
+    first_input = keras.Input((32, 32, 3))
+    keras.Model(first_input, shared(first_input))  # the first call: on the raw image
+    second_input = keras.Input((32, 32, 3))
+    darker = keras.layers.Rescaling(0.25, name="darker")(second_input)
+    second = keras.Model(second_input, keras.layers.GlobalAveragePooling2D()(shared(darker)))
+    expected = shared(photos * 0.25).numpy()[..., 1].mean(axis=(1, 2))
+    np.testing.assert_allclose(evaluate(Channel(second, "shared", [1, 1]), photos), expected, rtol=1e-5)
+
+
+def test_a_layer_called_twice_in_one_model_is_refused_until_a_call_is_chosen(photos):
+    keras.utils.set_random_seed(4)
+    shared = keras.layers.Conv2D(4, 3, name="shared")
+    inputs = keras.Input((32, 32, 3))
+    first = shared(inputs)
+    second = shared(keras.layers.Rescaling(-1.0, name="negated")(inputs))
+    model = keras.Model(inputs, keras.layers.Add()([first, second]))
+    for ambiguous in ("shared", shared):
+        with pytest.raises(ValueError, match="called 2 times inside model.*'shared@0' or 'shared@1'"):
+            Channel(model, ambiguous, 0)
+    expected = shared(-photos).numpy()[..., 0].mean(axis=(1, 2))
+    for chosen in ("shared@1", second):
+        objective = Channel(model, chosen, [0, 0])
+        assert objective.layer_names == ("shared@1",)
+        np.testing.assert_allclose(evaluate(objective, photos), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="call 2 does not exist"):
+        Channel(model, "shared@2", 0)
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__(name="subclassed")
+        self.conv = keras.layers.Conv2D(6, 3, name="inner_conv")
+
+    def call(self, inputs):
+        return self.conv(inputs)
+
+
+def test_a_subclassed_nested_model_has_a_readable_output_and_a_clear_error_inside():
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(Subclassed()(inputs)))
+    assert Channel(model, "subclassed", 2).layer_names == ("subclassed",)
+    with pytest.raises(ValueError, match="'subclassed'.*is not a functional or Sequential model"):
+        Channel(model, "subclassed/inner_conv", 0)
+
+
+def test_layers_and_tensors_from_elsewhere_are_refused():
+    outer = head(base_model())
+    stranger = keras.layers.Dense(3, name="stranger")
+    with pytest.raises(ValueError, match="Layer 'stranger' is not computed inside model 'classifier'"):
+        Neuron(outer, stranger, 0)
+    elsewhere = keras.Input((4,))
+    with pytest.raises(ValueError, match="This symbolic tensor is not computed inside model 'classifier'"):
+        Neuron(outer, keras.layers.Dense(2)(elsewhere), 0)
