@@ -234,3 +234,25 @@ def test_another_keras_backend_is_refused_at_import_with_the_fix():
     assert result.returncode != 0
     assert "ImportError: xplique_maco needs Keras with its TensorFlow backend" in result.stderr
     assert "running on the 'jax' backend" in result.stderr and "KERAS_BACKEND=tensorflow" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "fold, tied",
+    [
+        (lambda x: keras.layers.Flatten()(x), True),
+        (lambda x: keras.layers.Reshape((-1,))(x), True),
+        (lambda x: keras.layers.Reshape((8, 8 * 4))(x), True),  # each row of the map becomes one token
+        (lambda x: keras.layers.Reshape((64, 4))(x), False),  # tokens keep their features
+        (lambda x: keras.layers.GlobalAveragePooling2D()(x), False),
+        (lambda x: keras.layers.Flatten()(keras.layers.MaxPooling2D(8)(x)), False),  # one position left
+    ],
+)
+def test_only_folding_positions_into_features_ties_a_layer_to_positions(fold, tied):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, strides=4, padding="same")(inputs)  # 8 x 8 positions
+    x = fold(x)
+    pooled = x if len(x.shape) == 2 else keras.layers.GlobalAveragePooling1D()(x)
+    pooled = keras.layers.Dense(3, name="squeeze")(pooled)
+    excited = keras.layers.Reshape((1, 1, 3))(pooled)  # squeeze-and-excite style: no positions
+    model = keras.Model(inputs, keras.layers.Flatten(name="out")(excited))
+    assert (Neuron(model, "out", 0).fixed_layout is not None) == tied

@@ -294,12 +294,12 @@ def find_tap(model: keras.Model, layer) -> Tap:
 
 
 def _flattens_positions(node) -> bool:
-    """A Flatten or Reshape that turns positions (rows, columns or tokens) into features."""
+    """A Flatten or Reshape that folds positions (rows, columns or tokens) into the feature axis."""
     if not isinstance(node.operation, (keras.layers.Flatten, keras.layers.Reshape)):
         return False
     before, after = node.input_tensors[0].shape, node.outputs[0].shape
-    positions = before[1:-1]
-    return len(before) >= 3 and len(after) == 2 and any(size != 1 for size in positions)
+    has_positions = len(before) >= 3 and any(size != 1 for size in before[1:-1])
+    return has_positions and (len(after) == 2 or after[-1] != before[-1])
 
 
 def _upstream(nodes: list, stop: set) -> list:

@@ -178,9 +178,10 @@ def maco(
             edges and continue on the opposite side, so every pixel is seen equally often and
             the whole image gets detail. False keeps crops inside the image, which favours one
             centred composition with a vaguer border. None: True, except for objectives that
-            need one fixed layout (`Objective.fixed_layout`): an `Inversion`, or a layer read
-            after a Flatten (a Flatten -> Dense head), which wrapped crops would average over
-            every shift of the image.
+            need one fixed layout (`Objective.fixed_layout`): an `Inversion`, a `Neuron` at a
+            position of a convolutional or token layer, or a layer read after a Flatten (a
+            Flatten -> Dense head), which wrapped crops would average over every shift of the
+            image.
         antialias: Crops shrunk by 1.5 or more on their way to the model's input sample a
             copy of the image blurred accordingly, as antialiased resizing does; without it,
             frequencies above the crop's Nyquist alias. Only matters for images larger than

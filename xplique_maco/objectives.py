@@ -105,14 +105,18 @@ class Objective:
     def fixed_layout(self) -> str | None:
         """Why this objective needs one fixed layout of the image, or None if it does not.
 
-        An `Inversion` compares positions with a reference; a layer read after a Flatten (a
-        Flatten -> Dense head) weighs every position of the image with its own weights. Crops
-        that wrap around the periodic image would average such an objective over every shift
-        of the image, so `maco` keeps the crops inside the image for them.
+        An `Inversion` compares positions with a reference; a `Neuron` of a convolutional or
+        token layer reads one position; a layer read after a Flatten (a Flatten -> Dense head)
+        weighs every position of the image with its own weights. Crops that wrap around the
+        periodic image would average such an objective over every shift of the image (a
+        `Neuron` would become a weak `Channel`), so `maco` keeps the crops inside the image
+        for them.
         """
         for term in self.terms:
             if term.kind == "inversion":
                 return f"{term.text} compares positions with its reference"
+            if term.kind == "neuron" and term.rank > 2:
+                return f"{term.text} reads one position of {term.layer!r}"
             tied = position_tied(term.tap)
             if tied is not None:
                 return f"{term.text} reads positions through {tied!r}"
