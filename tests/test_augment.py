@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from xplique_maco.augment import blur_factors, crop_and_resize, crop_plan
+from xplique_maco._augment import blur_factors, crop_and_resize, crop_plan
 
 
 def random_crops(images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options):

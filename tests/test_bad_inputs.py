@@ -10,9 +10,9 @@ import pytest
 from conftest import conv_classifier
 
 from xplique_maco import Adam, Direction, Nadam, Neuron, compute_spectrum, load_spectrum, maco, plot_maco
-from xplique_maco.engine import _STEPS, trace_count
-from xplique_maco.optimizers import SGD
-from xplique_maco.plots import save_image
+from xplique_maco._engine import _STEPS, trace_count
+from xplique_maco._optimizers import SGD
+from xplique_maco._plots import save_image
 
 FAST = dict(nb_steps=1, image_shape=(32, 32), nb_crops=1, verbose=0)
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from xplique_maco import Callback, History, Neuron, Recorder, Snapshots, maco
-from xplique_maco.engine import trace_count
+from xplique_maco._engine import trace_count
 
 FAST = dict(image_shape=(48, 48), nb_crops=4, crop_size=(0.5, 0.9), seed=0, verbose=0)
 
@@ -111,7 +111,7 @@ def test_a_custom_callback_sees_every_hook(model):
 @pytest.mark.parametrize(
     "callbacks, error, message",
     [
-        (lambda: [print], TypeError, "Callbacks must be instances of xplique_maco.callbacks.Callback"),
+        (lambda: [print], TypeError, "Callbacks must be instances of xplique_maco.Callback"),
         (lambda: [Recorder("run.avi")], ValueError, "Recorder writes .gif or .mp4 files"),
         (lambda: [Recorder("run.gif", item=5)], ValueError, "Recorder item 5 does not exist in a batch of 2"),
         (lambda: [Snapshots(every=0)], ValueError, "`every` must be a positive int"),

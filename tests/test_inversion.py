@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from xplique_maco import Channel, Inversion, evaluate, maco
-from xplique_maco.engine import trace_count
+from xplique_maco._engine import trace_count
 
 
 def photo_like(seed: int, size: int = 32) -> np.ndarray:

@@ -18,7 +18,7 @@ from xplique_maco import (
     maco,
     natural_spectrum,
 )
-from xplique_maco.engine import centre_on_transparency, trace_count
+from xplique_maco._engine import centre_on_transparency, trace_count
 
 FAST = dict(image_shape=(48, 48), nb_crops=4, crop_size=(0.5, 0.9))
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from skimage import data
 
 from xplique_maco import History, Neuron, evaluate, fourier, maco
-from xplique_maco.engine import trace_count
+from xplique_maco._engine import trace_count
 from xplique_maco.metrics import plausibility, spectrum_statistics, target_confidence, transferability
 
 FAST = dict(nb_steps=30, image_shape=(48, 48), nb_crops=4, seed=0, verbose=0)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xplique_maco.cli import main
-from xplique_maco.plots import (
+from xplique_maco._plots import (
     plot_maco,
     plot_maco_grid,
     save_image,
@@ -13,6 +12,7 @@ from xplique_maco.plots import (
     to_uint8,
     transparency_to_alpha,
 )
+from xplique_maco.cli import main
 
 
 def read_png(path):

@@ -28,8 +28,8 @@ from xplique_maco import (
     save_rgba,
     to_uint8,
 )
+from xplique_maco._engine import trace_count
 from xplique_maco.atlas import parse_indices, parse_shard
-from xplique_maco.engine import trace_count
 from xplique_maco.zoo import load_model, read_torch_weights
 
 FAST = dict(nb_steps=2, image_shape=(32, 32), nb_crops=1, verbose=0, seed=0)

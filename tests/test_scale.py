@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from xplique_maco import Callback, History, Neuron, maco
-from xplique_maco.engine import crop_passes, trace_count
+from xplique_maco._engine import crop_passes, trace_count
 
 FAST = dict(image_shape=(40, 40), nb_crops=2, crop_size=(0.5, 1.0), seed=3, verbose=0)
 # For comparing runs whose gradients are summed in a different order (other model passes): with

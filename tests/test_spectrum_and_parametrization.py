@@ -8,8 +8,8 @@ import tensorflow as tf
 from skimage import data
 
 from xplique_maco import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
-from xplique_maco.parametrization import decorrelated_to_image, phase_to_decorrelated
-from xplique_maco.spectrum import _full_spectrum, _periodic_component, _radial_frequency
+from xplique_maco._parametrization import decorrelated_to_image, phase_to_decorrelated
+from xplique_maco._spectrum import _full_spectrum, _periodic_component, _radial_frequency
 
 
 def radial_slope(spectrum: Spectrum, channel: int = 0) -> float:

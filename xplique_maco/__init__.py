@@ -12,13 +12,13 @@ if _keras.config.backend() != "tensorflow":
         "at the top of the notebook."
     )
 
-from .callbacks import Callback, History, Recorder, Snapshots
+from ._callbacks import Callback, History, Recorder, Snapshots
+from ._driver import fourier, maco
+from ._optimizers import SGD, Adam, Nadam
+from ._plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
+from ._spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
 from .features import evaluate
-from .maco import fourier, maco
 from .objectives import Channel, Direction, Inversion, Layer, Neuron, Objective
-from .optimizers import SGD, Adam, Nadam
-from .plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
-from .spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
 
 __version__ = "0.1.0"
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .callbacks import Callback
-from .maco import maco
+from ._callbacks import Callback
+from ._driver import maco
+from ._plots import _atomic_write, save_image, save_rgba, transparency_to_alpha
 from .objectives import Channel, Neuron
-from .plots import _atomic_write, save_image, save_rgba, transparency_to_alpha
 
 __all__ = ["parse_indices", "parse_shard", "render_atlas"]
 

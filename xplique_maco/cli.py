@@ -23,7 +23,7 @@ def demo(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from . import Neuron, maco
-    from .plots import plot_maco_grid, save_image, save_rgba
+    from ._plots import plot_maco_grid, save_image, save_rgba
     from .zoo import efficientnet_lite0, imagenet_classes
 
     classes = imagenet_classes()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .plots import _atomic_write, to_uint8
+from ._plots import _atomic_write, to_uint8
 
 __all__ = ["Callback", "History", "Snapshots", "Recorder", "ProgressBar", "CallbackList"]
 
@@ -289,7 +289,7 @@ class CallbackList:
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(
-                    f"Callbacks must be instances of xplique_maco.callbacks.Callback, received "
+                    f"Callbacks must be instances of xplique_maco.Callback, received "
                     f"{type(callback).__name__}."
                 )
         self.callbacks = list(callbacks)

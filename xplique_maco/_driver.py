@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from ._callbacks import Callback, CallbackList, ProgressBar, interactive
+from ._engine import RenderSettings, render
 from ._model import feature_model, image_input_shape
-from .callbacks import Callback, CallbackList, ProgressBar, interactive
-from .engine import RenderSettings, render
+from ._optimizers import get_optimizer
+from ._parametrization import FourierBaseline, MagnitudeConstrained
+from ._spectrum import Spectrum, _check_range, natural_spectrum
 from .objectives import Objective
-from .optimizers import get_optimizer
-from .parametrization import FourierBaseline, MagnitudeConstrained
-from .spectrum import Spectrum, _check_range, natural_spectrum
 
 __all__ = ["maco", "fourier"]
 
@@ -188,7 +188,7 @@ def maco(
             the model's input.
         noise: Standard deviation of the (uniform) noise added to crops, as a fraction of the
             width of `values_range`.
-        optimizer: "nadam", "adam", "sgd", or an instance from `xplique_maco.optimizers`.
+        optimizer: "nadam", "adam", "sgd", or an instance of `xplique_maco.SGD`, `Adam` or `Nadam`.
         learning_rate: Step size of the optimizer on the phase (radians): a pair (first, last)
             decays from `first` at the first step to `last` at the last one along a half
             cosine; one number keeps it constant. The decay matters: large steps explore,
@@ -201,7 +201,7 @@ def maco(
             same image whatever the rest of the batch is. None draws a seed.
         model_input_size: (height, width) crops are resized to. Defaults to the model's input
             size, or 224 x 224 when the model accepts any size.
-        callbacks: `xplique_maco.callbacks.Callback` instances (`History`, `Snapshots`,
+        callbacks: `xplique_maco.Callback` instances (`History`, `Snapshots`,
             `Recorder`, your own) told at the start, after steps, and at the end.
         verbose: 1 shows a progress bar with the step and the current objective, 0 shows
             nothing, "auto" shows it in terminals and notebooks.

@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import crop_and_resize, crop_plan
-from .callbacks import CallbackList
+from ._augment import crop_and_resize, crop_plan
+from ._callbacks import CallbackList
+from ._parametrization import MagnitudeConstrained
+from ._spectrum import Spectrum
 from .objectives import evaluate_terms
-from .parametrization import MagnitudeConstrained
-from .spectrum import Spectrum
 
 __all__ = ["RenderSettings", "render", "trace_count", "centre_on_transparency"]
 

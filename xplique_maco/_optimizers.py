@@ -140,6 +140,6 @@ def get_optimizer(optimizer: str | SGD | Adam | Nadam):
         return _BY_NAME[optimizer.lower()]()
     raise ValueError(
         f"Unknown optimizer {optimizer!r}. Accepted: one of {sorted(_BY_NAME)} or an instance of "
-        "xplique_maco.optimizers.SGD, Adam or Nadam (Keras optimizers keep hidden state and "
+        "xplique_maco.SGD, Adam or Nadam (Keras optimizers keep hidden state and "
         "cannot be reused across compiled calls)."
     )
