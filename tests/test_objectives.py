@@ -3,8 +3,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from xplique_maco import Channel, Direction, Layer, Neuron, evaluate, maco
+from xplique_maco import Channel, Custom, Direction, History, Layer, Neuron, evaluate, maco
+from xplique_maco._engine import trace_count
 from xplique_maco._model import feature_model
 
 
@@ -209,3 +211,85 @@ def test_a_direction_pointing_away_from_the_activations_still_climbs():
     end, _ = maco(objective, nb_steps=64, **settings)
     assert cosine(start.numpy()[0]) < -0.3  # pointing away at the start
     assert cosine(end.numpy()[0]) > cosine(start.numpy()[0]) + 0.3
+
+
+def mean_channel(activation, index):
+    """A user's own objective: the mean of one channel per crop, as Channel computes it."""
+    return tf.gather(tf.reduce_mean(activation, axis=(1, 2)), index, axis=1, batch_dims=1)
+
+
+def centre_of(activation, logits, weight):
+    """Two layers at once: the centre of channel 0 plus a weighted logit."""
+    centre = activation[:, activation.shape[1] // 2, activation.shape[2] // 2, 0]
+    return centre + tf.reduce_sum(logits * weight, axis=-1)
+
+
+def test_a_custom_objective_computes_what_its_function_says_and_composes(model, inputs):
+    custom = Custom(model, "conv2", mean_channel, index=[3, 5])
+    assert repr(custom) == "Custom(mean_channel, conv2)" and custom.batch_size == 2
+    np.testing.assert_allclose(
+        evaluate(custom, inputs[:2]), evaluate(Channel(model, "conv2", [3, 5]), inputs[:2]), rtol=1e-5
+    )
+    combined = custom - 0.5 * Layer(model, "conv1")
+    assert repr(combined) == "Custom(mean_channel, conv2) - 0.5 * Layer(conv1)"
+    layer = np.concatenate([evaluate(Layer(model, "conv1"), inputs[i : i + 1]) for i in (0, 1)])
+    expected = evaluate(custom, inputs[:2]) - 0.5 * layer  # the batch of 1 is broadcast
+    np.testing.assert_allclose(evaluate(combined, inputs[:2]), expected, rtol=1e-5)
+    weights = np.eye(10, dtype=np.float32)[[1, 2]]
+    two_layers = Custom(model, ["conv2", "logits"], centre_of, weight=weights)
+    conv = activations(model, "conv2", inputs[:2])
+    logits = activations(model, "logits", inputs[:2])
+    h, w = conv.shape[1] // 2, conv.shape[2] // 2
+    np.testing.assert_allclose(
+        evaluate(two_layers, inputs[:2]), conv[:, h, w, 0] + logits[[0, 1], [1, 2]], rtol=1e-5
+    )
+
+
+def test_a_custom_objective_rises_and_new_arguments_do_not_retrace(model):
+    settings = dict(nb_steps=8, image_shape=(32, 32), nb_crops=2, seed=0, verbose=0)
+    history = History()
+    maco(Custom(model, "conv2", mean_channel, index=[3, 5]), callbacks=[history], **settings)
+    assert (history.values[-3:].mean(axis=0) > history.values[:3].mean(axis=0)).all()
+    traced = trace_count()
+    maco(Custom(model, "conv2", mean_channel, index=[7, 1]), **settings)
+    assert trace_count() == traced
+    assert Custom(model, "conv2", mean_channel, index=[1]).fixed_layout is None
+    positional = Custom(model, "conv2", mean_channel, positional=True, index=[1])
+    assert positional.fixed_layout == "Custom(mean_channel, conv2) is positional"
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda m: Custom(m, "conv2", "not a function"), TypeError, "`function` must be callable"),
+        (lambda m: Custom(m, [], mean_channel), ValueError, "`layers` is empty"),
+        (lambda m: Custom(m, ["conv2", "conv2"], mean_channel), ValueError, "names a layer twice"),
+        (
+            lambda m: Custom(m, "conv2", mean_channel, index=[1, 2], other=[1, 2, 3]),
+            ValueError,
+            "same number of rows",
+        ),
+        (lambda m: Custom(m, "conv2", mean_channel, index=3), ValueError, "one row per image"),
+        (lambda m: Custom(m, "conv2", mean_channel, index=["a"]), ValueError, "must hold numbers"),
+        (lambda m: Custom(m, "conv2", mean_channel, positional="yes", index=[1]), TypeError, "`positional`"),
+    ],
+)
+def test_custom_objective_errors_name_the_problem(model, build, error, message):
+    with pytest.raises(error, match=message):
+        build(model)
+
+
+def test_a_custom_function_that_fails_or_returns_a_map_is_refused_before_optimising(model):
+    def per_position(activation):
+        return activation[..., 0]  # (B, H, W): not one value per crop
+
+    def broken(activation):
+        raise RuntimeError("no such unit")
+
+    settings = dict(nb_steps=1, image_shape=(32, 32), nb_crops=1, verbose=0)
+    with pytest.raises(ValueError, match=r"must return one value per crop, shape \(B,\).*\(2, \d+, \d+\)"):
+        maco(Custom(model, "conv2", per_position), **settings)
+    with pytest.raises(
+        ValueError, match="Custom.broken, conv2. fails on a batch of 2 crops.*RuntimeError: no such unit"
+    ):
+        maco(Custom(model, "conv2", broken), **settings)

@@ -14,11 +14,11 @@ if _keras.config.backend() != "tensorflow":
 
 from ._callbacks import Callback, History, Recorder, Snapshots
 from ._driver import fourier, maco
+from ._kinds import Channel, Custom, Direction, Inversion, Layer, Neuron
+from ._objective import Objective, evaluate
 from ._optimizers import SGD, Adam, Nadam
 from ._plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
 from ._spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
-from .features import evaluate
-from .objectives import Channel, Direction, Inversion, Layer, Neuron, Objective
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "Layer",
     "Direction",
     "Inversion",
+    "Custom",
     "evaluate",
     "Spectrum",
     "natural_spectrum",

@@ -11,10 +11,10 @@ import tensorflow as tf
 from ._callbacks import Callback, CallbackList, ProgressBar, interactive
 from ._engine import RenderSettings, render
 from ._model import feature_model, image_input_shape
+from ._objective import Objective
 from ._optimizers import get_optimizer
 from ._parametrization import FourierBaseline, MagnitudeConstrained
 from ._spectrum import Spectrum, _check_range, natural_spectrum
-from .objectives import Objective
 
 __all__ = ["maco", "fourier"]
 
@@ -457,8 +457,9 @@ def _optimize(
 
 
 def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> None:
-    """Infers every layer's shape at the crop size: a too-small input or a position outside a
-    layer whose size depends on the input fails here, not deep inside TensorFlow."""
+    """Infers every layer's shape at the crop size and lets each term check it: a too-small input,
+    or a position outside a layer whose size depends on the input, fails here, not deep inside
+    TensorFlow."""
     try:
         shapes = extractor.compute_output_shape((1, *input_shape))
     except Exception as error:  # Keras raises ValueError or TypeError depending on the layer
@@ -469,23 +470,7 @@ def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> 
     if not isinstance(shapes[0], (tuple, list)):
         shapes = [shapes]  # one output: Keras gives its shape, not a list of shapes
     by_layer = dict(zip(objective.layer_names, (tuple(shape) for shape in shapes), strict=True))
-    for term, arguments in zip(objective.terms, objective.arguments(), strict=True):
-        target = arguments.get("target")
-        if target is not None and tuple(target.shape[1:]) != by_layer[term.layer][1:]:
-            raise ValueError(
-                f"The inversion reference's activation at layer {term.layer!r} has shape "
-                f"{tuple(target.shape[1:])}, but crops of size {input_shape[:2]} give "
-                f"{by_layer[term.layer][1:]}: set `model_input_size` to the reference image's size."
-            )
-        position = arguments.get("position")
-        if position is None or (position < 0).all():
-            continue
-        spatial = by_layer[term.layer][1:-1]
-        if any(p >= size for p, size in zip(position, spatial, strict=True)):
-            raise ValueError(
-                f"Position {tuple(position.tolist())} is outside layer {term.layer!r}, whose positions "
-                f"span {spatial} for crops of size {input_shape[:2]}."
-            )
+    objective.validate(by_layer, tuple(input_shape[:2]))
 
 
 def _on_accelerators(strategy) -> bool:

@@ -18,9 +18,9 @@ import tensorflow as tf
 
 from ._augment import crop_and_resize, crop_plan
 from ._callbacks import CallbackList
+from ._objective import term_values
 from ._parametrization import MagnitudeConstrained
 from ._spectrum import Spectrum
-from .objectives import evaluate_terms
 
 __all__ = ["RenderSettings", "render", "trace_count", "centre_on_transparency"]
 
@@ -105,7 +105,7 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
                 outputs = extractor(crops + selected[2], training=False)
                 if not isinstance(outputs, (list, tuple)):
                     outputs = [outputs]
-                value = evaluate_terms(
+                value = term_values(
                     signature, dict(zip(layer_names, outputs, strict=True)), arguments, batch_size
                 )
                 total = tf.reduce_sum(value) / nb_crops

@@ -21,8 +21,8 @@ import numpy as np
 
 from ._callbacks import Callback
 from ._driver import maco
+from ._kinds import Channel, Neuron
 from ._plots import _atomic_write, save_image, save_rgba, transparency_to_alpha
-from .objectives import Channel, Neuron
 
 __all__ = ["parse_indices", "parse_shard", "render_atlas"]
 
