@@ -1,5 +1,7 @@
 """Following a run: history, snapshots, recordings, progress bar; none of them retraces."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -91,21 +93,59 @@ def test_a_custom_callback_sees_every_hook(model):
         def __init__(self):
             self.events = []
 
-        def on_start(self, info):
-            self.events.append(("start", info["nb_steps"], info["batch_size"]))
+        def on_start(self, run):
+            self.events.append(("start", run.nb_steps, run.batch_size, run.items, run.chunks))
 
-        def wants_values(self, step):
-            return step == 1
+        def wants_step(self, index):
+            return index == 1
 
-        def on_step(self, step, values, images):
-            self.events.append(("step", step, values.shape, images().shape))
+        def on_step(self, step):
+            self.events.append(("step", step.index, step.items, step.values.shape, step.images().shape))
 
         def on_end(self, images, transparencies):
             self.events.append(("end", tuple(images.shape)))
 
     spy = Spy()
     maco(Neuron(model, "logits", [1, 2]), nb_steps=3, callbacks=[spy], **FAST)
-    assert spy.events == [("start", 3, 2), ("step", 1, (2,), (2, 48, 48, 3)), ("end", (2, 48, 48, 3))]
+    assert spy.events == [
+        ("start", 3, 2, (0, 1), ((0, 1),)),
+        ("step", 1, (0, 1), (2,), (2, 48, 48, 3)),
+        ("end", (2, 48, 48, 3)),
+    ]
+
+
+def test_callbacks_see_one_run_over_the_chunks(model):
+    class Steps(Callback):
+        def on_start(self, run):
+            self.run, self.seen = run, []
+
+        def wants_step(self, index):
+            return index == 2
+
+        def on_step(self, step):
+            self.seen.append((step.chunk, step.items, step.columns.tolist(), step.done, step.total))
+
+    steps, history, snapshots = Steps(), History(), Snapshots(every=2)
+    objective = Neuron(model, "logits", [4, 5, 6, 7, 8])
+    images, _ = maco(
+        objective,
+        nb_steps=3,
+        batch_size=2,
+        items=[4, 0, 2, 3, 1],
+        callbacks=[steps, history, snapshots],
+        **FAST,
+    )
+    assert steps.run.items == (4, 0, 2, 3, 1) and steps.run.chunks == ((4, 0), (2, 3), (1,))
+    assert steps.seen == [(0, (4, 0), [0, 1], 3, 9), (1, (2, 3), [2, 3], 6, 9), (2, (1,), [4], 9, 9)]
+    assert history.values.shape == (3, 5) and np.isfinite(history.values).all()
+    for chunk, columns in (([4, 0], [0, 1]), ([2, 3], [2, 3]), ([1], [4])):  # each chunk alone
+        alone = History()
+        maco(objective, nb_steps=3, items=chunk, callbacks=[alone], **FAST)
+        np.testing.assert_array_equal(history.values[:, columns], alone.values)
+    assert snapshots.steps == [0, 2] and snapshots.images.shape == (2, 5, 48, 48, 3)
+    # The last snapshot is the returned images before they are rolled to centre their transparency.
+    last, returned = (np.sort(x.reshape(5, -1), axis=1) for x in (snapshots.images[-1], images.numpy()))
+    np.testing.assert_allclose(last, returned, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -113,12 +153,16 @@ def test_a_custom_callback_sees_every_hook(model):
     [
         (lambda: [print], TypeError, "Callbacks must be instances of xplique_maco.Callback"),
         (lambda: [Recorder("run.avi")], ValueError, "Recorder writes .gif or .mp4 files"),
-        (lambda: [Recorder("run.gif", item=5)], ValueError, "Recorder item 5 does not exist in a batch of 2"),
+        (
+            lambda: [Recorder("run.gif", item=5)],
+            ValueError,
+            "Recorder item 5 is not rendered (the items are [0, 1])",
+        ),
         (lambda: [Snapshots(every=0)], ValueError, "`every` must be a positive int"),
     ],
 )
 def test_bad_callbacks_fail_before_optimising(model, callbacks, error, message):
     traced = trace_count()
-    with pytest.raises(error, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(error, match=re.escape(message)):
         maco(Neuron(model, "logits", [1, 2]), nb_steps=2, callbacks=callbacks(), **FAST)
     assert trace_count() == traced

@@ -223,11 +223,11 @@ def test_a_softmax_or_sigmoid_at_the_target_warns_and_says_how_to_read_logits():
         Neuron(softmax_layer, "logits", 1)  # logits: no warning
 
 
-def test_another_keras_backend_is_refused_at_import_with_the_fix():
+def test_another_keras_backend_is_refused_at_import_with_the_fix():  # of any public name
     script = (
         "import keras\n"
         "keras.config.backend = lambda: 'jax'  # as if KERAS_BACKEND=jax had been set\n"
-        "import xplique_maco\n"
+        "from xplique_maco import maco\n"
     )
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)

@@ -351,8 +351,8 @@ def test_fifty_calls_neither_retrace_nor_grow_memory(model):
 
 def test_keyboard_interrupt_leaves_tensorflow_usable(model):
     class Interrupt(Callback):
-        def on_step(self, step, values, images):
-            if step == 2:
+        def on_step(self, step):
+            if step.index == 2:
                 raise KeyboardInterrupt
 
     objective = Neuron(model, "logits", [1, 2])

@@ -36,11 +36,8 @@ def test_chunks_reuse_one_compiled_step_and_match_the_whole_batch(model):
 )
 def test_on_cpu_the_default_batch_runs_in_chunks_of_about_32_crops(model):
     class Chunks(Callback):
-        def __init__(self):
-            self.sizes = []
-
-        def on_start(self, info):
-            self.sizes.append(info["batch_size"])
+        def on_start(self, run):
+            self.sizes = [len(chunk) for chunk in run.chunks]
 
     chunks = Chunks()
     settings = {**FAST, "nb_crops": 16, **LINEAR}  # passes of 8 crops per image (16: last chunk) vs 4
@@ -129,8 +126,8 @@ def test_crops_per_pass_bounds_the_default_chunks(model):
     sizes = []
 
     class Chunks(Callback):
-        def on_start(self, info):
-            sizes.append(info["batch_size"])
+        def on_start(self, run):
+            sizes.extend(len(chunk) for chunk in run.chunks)
 
     maco(Neuron(model, "logits", [0, 1, 2]), nb_steps=1, crops_per_pass=2, callbacks=[Chunks()], **FAST)
     assert sizes == [2, 1]

@@ -1,52 +1,59 @@
-"""xplique_maco: MACO feature visualisation (phase-only Fourier optimisation) for Keras 3."""
+"""xplique_maco: MACO feature visualisation (phase-only Fourier optimisation) for Keras 3.
 
-import keras as _keras
+Everything a user needs is importable from here: `from xplique_maco import maco, Neuron`. The
+names load on first use (with TensorFlow), so `xplique-maco --help` answers at once; the
+public modules `metrics`, `zoo` and `atlas` import as usual.
+"""
 
-if _keras.config.backend() != "tensorflow":
-    raise ImportError(
-        "xplique_maco needs Keras with its TensorFlow backend (the optimisation runs under "
-        f"tf.function with tf.signal FFTs), but Keras is running on the {_keras.config.backend()!r} "
-        "backend, chosen by the KERAS_BACKEND environment variable or ~/.keras/keras.json. Set "
-        "KERAS_BACKEND=tensorflow before Python first imports keras, e.g. "
-        "`KERAS_BACKEND=tensorflow jupyter lab`, or os.environ['KERAS_BACKEND'] = 'tensorflow' "
-        "at the top of the notebook."
-    )
+from __future__ import annotations
 
-from ._callbacks import Callback, History, Recorder, Snapshots
-from ._driver import fourier, maco
-from ._kinds import Channel, Custom, Direction, Inversion, Layer, Neuron
-from ._objective import Objective, evaluate
-from ._optimizers import SGD, Adam, Nadam
-from ._plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
-from ._spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
+import importlib
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-__all__ = [
-    "maco",
-    "fourier",
-    "Objective",
-    "Neuron",
-    "Channel",
-    "Layer",
-    "Direction",
-    "Inversion",
-    "Custom",
-    "evaluate",
-    "Spectrum",
-    "natural_spectrum",
-    "compute_spectrum",
-    "load_spectrum",
-    "SGD",
-    "Adam",
-    "Nadam",
-    "plot_maco",
-    "plot_maco_grid",
-    "save_image",
-    "save_rgba",
-    "to_uint8",
-    "Callback",
-    "History",
-    "Snapshots",
-    "Recorder",
-]
+# The public names, by the private module that defines them (the block at the end says the same
+# to editors and documentation tools, which do not run __getattr__; a test keeps them equal).
+_PUBLIC = {
+    "_driver": ("maco", "fourier"),
+    "_objective": ("Objective", "evaluate"),
+    "_kinds": ("Neuron", "Channel", "Layer", "Direction", "Inversion", "Custom"),
+    "_spectrum": ("Spectrum", "natural_spectrum", "compute_spectrum", "load_spectrum"),
+    "_optimizers": ("SGD", "Adam", "Nadam"),
+    "_plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
+    "_callbacks": ("Callback", "RunInfo", "StepInfo", "History", "Snapshots", "Recorder"),
+}
+_HOME = {name: module for module, names in _PUBLIC.items() for name in names}
+_MODULES = ("metrics", "zoo", "atlas")
+
+__all__ = [*_HOME, *_MODULES, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _HOME or name in _MODULES:
+        from ._backend import require_tensorflow
+
+        require_tensorflow()
+        if name in _MODULES:
+            value = importlib.import_module(f".{name}", __name__)
+        else:
+            value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'xplique_maco' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do not run __getattr__
+    # ruff: noqa: F401
+    from . import atlas, metrics, zoo
+    from ._callbacks import Callback, History, Recorder, RunInfo, Snapshots, StepInfo
+    from ._driver import fourier, maco
+    from ._kinds import Channel, Custom, Direction, Inversion, Layer, Neuron
+    from ._objective import Objective, evaluate
+    from ._optimizers import SGD, Adam, Nadam
+    from ._plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
+    from ._spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum

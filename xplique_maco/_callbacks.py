@@ -1,8 +1,10 @@
-"""Following a run: a Keras-style Callback base, history, snapshots, recordings and the progress bar.
+"""Following a run: the Callback base, what callbacks are told, History, Snapshots, Recorder, a progress bar.
 
 Callbacks live outside the compiled step: asking for nothing costs nothing. The per-item
-objective values are fetched from the device only when some callback wants them at that step,
-and the current images are rendered only when some callback asks for them.
+objective values are fetched from the device only at the steps some callback wants, and the
+current images are rendered only when some callback asks for them. A large batch runs in
+chunks; `CallbackList` tells each callback which items a step is about, so a callback sees one
+run over all items and never counts chunks itself.
 """
 
 from __future__ import annotations
@@ -10,47 +12,94 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from ._plots import _atomic_write, to_uint8
+from . import _settings
+from ._io import atomic_write
+from ._plots import to_uint8
+from ._video import gif_bytes, mp4_bytes
 
-__all__ = ["Callback", "History", "Snapshots", "Recorder", "ProgressBar", "CallbackList"]
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a rendering is: told to every callback once, before the first step.
+
+    Attributes:
+        objective: The objective's `repr`.
+        items: The batch positions rendered, in the order of the results.
+        chunks: The items of each chunk, in the order the chunks run.
+        nb_steps: Steps per chunk.
+        image_shape: (height, width) of the images.
+        values_range: The images' value range.
+    """
+
+    objective: str
+    items: tuple[int, ...]
+    chunks: tuple[tuple[int, ...], ...]
+    nb_steps: int
+    image_shape: tuple[int, int]
+    values_range: tuple[float, float]
+
+    @property
+    def batch_size(self) -> int:
+        """How many images the run makes."""
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One step of one chunk, told to the callbacks that want it.
+
+    Attributes:
+        index: The step, 0 to `nb_steps - 1`.
+        chunk: Which chunk of `RunInfo.chunks` is running.
+        items: The batch positions of this chunk.
+        columns: Where these items stand in `RunInfo.items`: `values[columns] = step.values`
+            fills an array over the whole run.
+        values: The objective of each of these items, measured at this step (before the update).
+        images: Returns the current images of these items, (n, H, W, C) NumPy (rendered on
+            demand, once for all callbacks).
+        done: Steps done over the whole run, this one included.
+        total: Steps of the whole run (`nb_steps` times the number of chunks).
+    """
+
+    index: int
+    chunk: int
+    items: tuple[int, ...]
+    columns: np.ndarray
+    values: np.ndarray
+    images: Callable[[], np.ndarray]
+    done: int
+    total: int
 
 
 class Callback:
-    """Base class: override any of the hooks; each receives plain NumPy values.
+    """Base class: override any of the hooks; each receives plain Python and NumPy values.
 
     Hooks:
-        on_start(info): before the first step; `info` is a dict with "nb_steps", "batch_size",
-            "image_shape", "values_range" and "objective" (its repr).
-        on_step(step, values, images): after each step that `wants_values(step)` or
-            `wants_images(step)`; `values` is a NumPy array (N,) of the objective per batch
-            item measured at that step, `images` a function returning the current images
-            (N, H, W, C) as NumPy (rendered on demand, then cached for the other callbacks).
+        on_start(run): before the first step, with a `RunInfo`.
+        on_step(step): after each step at which `wants_step(index)` is True, with a `StepInfo`.
         on_end(images, transparencies): after the last step, with the returned tensors.
 
     Example:
     >>> class PrintBest(Callback):
-    ...     def on_step(self, step, values, images):
-    ...         print(step, values.max())
+    ...     def on_step(self, step):
+    ...         print(step.index, step.values.max())
     >>> maco(objective, callbacks=[PrintBest()])
     """
 
-    def wants_values(self, step: int) -> bool:
-        """Whether `on_step` should run at this step (True for every step by default)."""
+    def wants_step(self, index: int) -> bool:
+        """Whether `on_step` should run after this step (every step by default)."""
         return True
 
-    def wants_images(self, step: int) -> bool:
-        """Whether this callback will ask for the current images at this step."""
-        return False
-
-    def on_start(self, info: dict) -> None:
+    def on_start(self, run: RunInfo) -> None:
         pass
 
-    def on_step(self, step: int, values: np.ndarray, images: Callable[[], np.ndarray]) -> None:
+    def on_step(self, step: StepInfo) -> None:
         pass
 
     def on_end(self, images: tf.Tensor, transparencies: tf.Tensor) -> None:
@@ -70,27 +119,21 @@ class History(Callback):
     """
 
     def __init__(self):
-        self._chunks: list[list[np.ndarray]] = []
+        self.values = np.zeros((0, 0))
 
-    def on_start(self, info: dict) -> None:
-        if info.get("chunk", 0) == 0:
-            self._chunks = []
-        self._chunks.append([])
+    def on_start(self, run: RunInfo) -> None:
+        self.values = np.full((run.nb_steps, run.batch_size), np.nan)
 
-    def on_step(self, step, values, images) -> None:
-        self._chunks[-1].append(np.array(values, copy=True))
-
-    @property
-    def values(self) -> np.ndarray:
-        """(steps, N): chunks of a `batch_size`-chunked run are joined along the items."""
-        chunks = [np.stack(rows) for rows in self._chunks if rows]
-        return np.concatenate(chunks, axis=1) if chunks else np.zeros((0, 0))
+    def on_step(self, step: StepInfo) -> None:
+        self.values[step.index, step.columns] = step.values
 
 
-def _check_every(every) -> int:
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"`every` must be a positive int (steps), received {every!r}.")
-    return every
+def _every(every) -> int:
+    return _settings.positive_int("every", every)
+
+
+def _kept(index: int, every: int, last: int) -> bool:
+    return index % every == 0 or index == last
 
 
 class Snapshots(Callback):
@@ -105,32 +148,25 @@ class Snapshots(Callback):
     """
 
     def __init__(self, every: int = 16):
-        self.every = _check_every(every)
+        self.every = _every(every)
         self.steps: list[int] = []
-        self._chunks: list[list[np.ndarray]] = []
+        self.images = np.zeros((0,))
         self._last = -1
 
-    def on_start(self, info: dict) -> None:
-        if info.get("chunk", 0) == 0:
-            self._chunks: list[list[np.ndarray]] = []
-        self._chunks.append([])
-        self.steps, self._last = [], info["nb_steps"] - 1
+    def on_start(self, run: RunInfo) -> None:
+        self._last = run.nb_steps - 1
+        self.steps = [index for index in range(run.nb_steps) if _kept(index, self.every, self._last)]
+        self._count = run.batch_size
+        self.images = np.zeros((0,))
 
-    def wants_values(self, step: int) -> bool:
-        return step % self.every == 0 or step == self._last
+    def wants_step(self, index: int) -> bool:
+        return _kept(index, self.every, self._last)
 
-    def wants_images(self, step: int) -> bool:
-        return self.wants_values(step)
-
-    def on_step(self, step, values, images) -> None:
-        self.steps.append(step)
-        self._chunks[-1].append(images())
-
-    @property
-    def images(self) -> np.ndarray:
-        """(snapshots, N, H, W, C): chunks of a chunked run are joined along the items."""
-        chunks = [np.stack(frames) for frames in self._chunks if frames]
-        return np.concatenate(chunks, axis=1) if chunks else np.zeros((0,))
+    def on_step(self, step: StepInfo) -> None:
+        frame = step.images()
+        if self.images.ndim == 1:  # the first frame gives the image shape
+            self.images = np.zeros((len(self.steps), self._count, *frame.shape[1:]), frame.dtype)
+        self.images[self.steps.index(step.index), step.columns] = frame
 
 
 class Recorder(Callback):
@@ -150,21 +186,16 @@ class Recorder(Callback):
         self.path = Path(path)
         if self.path.suffix.lower() not in (".gif", ".mp4"):
             raise ValueError(f"Recorder writes .gif or .mp4 files, received {str(path)!r}.")
-        self.every = _check_every(every)
-        if item is not None and (isinstance(item, bool) or not isinstance(item, int) or item < 0):
-            raise ValueError(f"`item` must be None or a batch index >= 0, received {item!r}.")
-        if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
-            raise ValueError(f"`fps` must be a positive int, received {fps!r}.")
-        self.item, self.fps = item, fps
+        self.every = _every(every)
+        self.item = _settings.optional_index("item", item)
+        self.fps = _settings.positive_int("fps", fps)
         self.frames: list[np.ndarray] = []
-        self._active, self._position = False, None
         self._last, self._values_range = -1, (0.0, 1.0)
 
-    def on_start(self, info: dict) -> None:
-        total = info.get("total", info["batch_size"])
-        if self.item is not None and self.item >= total:
-            raise ValueError(f"Recorder item {self.item} does not exist in a batch of {total}.")
-        if self.item is None and info.get("nb_chunks", 1) > 1:
+    def on_start(self, run: RunInfo) -> None:
+        if self.item is not None and self.item not in run.items:
+            raise ValueError(f"Recorder item {self.item} is not rendered (the items are {list(run.items)}).")
+        if self.item is None and len(run.chunks) > 1:
             raise ValueError(
                 "A Recorder of all items needs them in one chunk; pass `item=` to record one item "
                 "of a run chunked by `batch_size`, or a larger `batch_size`."
@@ -176,103 +207,58 @@ class Recorder(Callback):
             raise ValueError(f"Cannot create the folder for the recording {self.path}: {error}") from None
         if not os.access(folder, os.W_OK):
             raise ValueError(f"Cannot write the recording to {self.path}: folder not writable.")
-        items = list(info.get("items", range(info["batch_size"])))
-        self._position = items.index(self.item) if self.item in items else None
-        if self.item is not None and self._position is None:
+        self.frames, self._last = [], run.nb_steps - 1
+        self._values_range = run.values_range
+
+    def wants_step(self, index: int) -> bool:
+        return _kept(index, self.every, self._last)
+
+    def on_step(self, step: StepInfo) -> None:
+        if self.item is not None and self.item not in step.items:
             return  # the recorded item is in another chunk
-        self._active = True
-        self.frames, self._last = [], info["nb_steps"] - 1
-        self._values_range = info["values_range"]
-
-    def wants_values(self, step: int) -> bool:
-        return self._active and (step % self.every == 0 or step == self._last)
-
-    def wants_images(self, step: int) -> bool:
-        return self.wants_values(step)
-
-    def on_step(self, step, values, images) -> None:
-        batch = to_uint8(images(), self._values_range)
-        frame = batch[self._position] if self.item is not None else np.concatenate(list(batch), axis=1)
+        batch = to_uint8(step.images(), self._values_range)
+        if self.item is None:
+            frame = np.concatenate(list(batch), axis=1)
+        else:
+            frame = batch[step.items.index(self.item)]
         if frame.shape[-1] == 1:
             frame = np.repeat(frame, 3, axis=-1)
         self.frames.append(frame[..., :3])
 
     def on_end(self, images, transparencies) -> None:
-        if not self._active:
+        if not self.frames:
             return
-        self._active = False
         if self.path.suffix.lower() == ".gif":
-            payload = _gif_bytes(self.frames, self.fps)
+            payload = gif_bytes(self.frames, self.fps)
         else:
-            payload = _mp4_bytes(self.frames, self.fps, self.path)
-        _atomic_write(self.path, payload)
-
-
-def _gif_bytes(frames: Sequence[np.ndarray], fps: int) -> bytes:
-    import io
-
-    from PIL import Image
-
-    pictures = [Image.fromarray(frame) for frame in frames]
-    stream = io.BytesIO()
-    pictures[0].save(
-        stream,
-        format="GIF",
-        save_all=True,
-        append_images=pictures[1:],
-        duration=max(1, round(1000 / fps)),
-        loop=0,
-    )
-    return stream.getvalue()
-
-
-def _mp4_bytes(frames: Sequence[np.ndarray], fps: int, path: Path) -> bytes:
-    import tempfile
-
-    import cv2
-
-    height, width = frames[0].shape[:2]
-    handle, temporary = tempfile.mkstemp(suffix=".mp4", dir=path.parent if path.parent.exists() else None)
-    os.close(handle)
-    try:
-        writer = cv2.VideoWriter(temporary, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        if not writer.isOpened():
-            raise RuntimeError("OpenCV could not open an MP4 writer (codec mp4v unavailable).")
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        writer.release()
-        return Path(temporary).read_bytes()
-    finally:
-        os.unlink(temporary)
+            payload = mp4_bytes(self.frames, self.fps, self.path.parent)
+        atomic_write(self.path, payload)
 
 
 class ProgressBar(Callback):
     """A Keras progress bar with the step and the current objective (mean, min and max over the batch)."""
 
     def __init__(self, every: int = 1):
-        self.every = _check_every(every)
+        self.every = _every(every)
         self._bar = None
         self._last = -1
 
-    def on_start(self, info: dict) -> None:
+    def on_start(self, run: RunInfo) -> None:
         import keras
 
-        chunks = info.get("nb_chunks", 1)
-        self._offset = info.get("chunk", 0) * info["nb_steps"]
-        if self._offset == 0:
-            self._bar = keras.utils.Progbar(
-                info["nb_steps"] * chunks, stateful_metrics=["objective", "min", "max"]
-            )
-        self._last = info["nb_steps"] - 1
+        self._last = run.nb_steps - 1
+        self._bar = keras.utils.Progbar(
+            run.nb_steps * len(run.chunks), stateful_metrics=["objective", "min", "max"]
+        )
 
-    def wants_values(self, step: int) -> bool:
-        return step % self.every == 0 or step == self._last
+    def wants_step(self, index: int) -> bool:
+        return _kept(index, self.every, self._last)
 
-    def on_step(self, step, values, images) -> None:
-        metrics = [("objective", float(np.mean(values)))]
-        if len(values) > 1:
-            metrics += [("min", float(np.min(values))), ("max", float(np.max(values)))]
-        self._bar.update(self._offset + step + 1, values=metrics)
+    def on_step(self, step: StepInfo) -> None:
+        metrics = [("objective", float(np.mean(step.values)))]
+        if len(step.values) > 1:
+            metrics += [("min", float(np.min(step.values))), ("max", float(np.max(step.values)))]
+        self._bar.update(step.done, values=metrics)
 
 
 def interactive() -> bool:
@@ -283,28 +269,37 @@ def interactive() -> bool:
 
 
 class CallbackList:
-    """Dispatches the engine's events to several callbacks; renders images once per step at most."""
+    """Tells several callbacks about one run, chunk by chunk; renders images once per step at most."""
 
     def __init__(self, callbacks: Sequence[Callback]):
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(
-                    f"Callbacks must be instances of xplique_maco.Callback, received "
-                    f"{type(callback).__name__}."
+                    f"Callbacks must be instances of xplique_maco.Callback, received {type(callback).__name__}."
                 )
         self.callbacks = list(callbacks)
+        self._run: RunInfo | None = None
+        self._chunk = 0
 
     def __bool__(self) -> bool:
         return bool(self.callbacks)
 
-    def on_start(self, info: dict) -> None:
+    def start(self, run: RunInfo) -> None:
+        self._run, self._chunk = run, 0
         for callback in self.callbacks:
-            callback.on_start(info)
+            callback.on_start(run)
 
-    def wants_values(self, step: int) -> bool:
-        return any(c.wants_values(step) or c.wants_images(step) for c in self.callbacks)
+    def begin_chunk(self, chunk: int) -> None:
+        self._chunk = chunk
 
-    def on_step(self, step: int, values: np.ndarray, render: Callable[[], tf.Tensor]) -> None:
+    def wants_step(self, index: int) -> bool:
+        return any(callback.wants_step(index) for callback in self.callbacks)
+
+    def step(self, index: int, values: np.ndarray, render: Callable[[], tf.Tensor]) -> None:
+        """After step `index` of the current chunk: `values` per item, `render()` the current images."""
+        run = self._run
+        items = run.chunks[self._chunk]
+        start = sum(len(chunk) for chunk in run.chunks[: self._chunk])
         cache: list[np.ndarray] = []
 
         def images() -> np.ndarray:
@@ -312,10 +307,20 @@ class CallbackList:
                 cache.append(render().numpy())
             return cache[0]
 
+        info = StepInfo(
+            index=index,
+            chunk=self._chunk,
+            items=items,
+            columns=np.arange(start, start + len(items)),
+            values=values,
+            images=images,
+            done=self._chunk * run.nb_steps + index + 1,
+            total=run.nb_steps * len(run.chunks),
+        )
         for callback in self.callbacks:
-            if callback.wants_values(step) or callback.wants_images(step):
-                callback.on_step(step, values, images)
+            if callback.wants_step(index):
+                callback.on_step(info)
 
-    def on_end(self, images, transparencies) -> None:
+    def end(self, images, transparencies) -> None:
         for callback in self.callbacks:
             callback.on_end(images, transparencies)

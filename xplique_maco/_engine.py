@@ -1,9 +1,12 @@
 """The compiled MACO step and the loop around it: phase in, phase out; transparency accumulated.
 
 One `tf.function` is kept per (feature model, objective signature, image size, crop count,
-model input size, optimizer). Targets, coefficients, seeds, learning rate, noise, crop range,
-value range and the spectrum all enter as tensors, so a new call with other values of those
-reuses the compiled step without retracing.
+model input size, optimizer, parametrisation, crop options). Targets, coefficients, seeds,
+learning rate, noise, crop range, value range and the spectrum all enter as tensors, so a new
+call with other values of those reuses the compiled step without retracing.
+
+There is one path: the step always runs through a `tf.distribute.Strategy`, the default one
+(a single device) when the user gives none, so one device and several share every line.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -18,11 +22,8 @@ import tensorflow as tf
 
 from ._augment import crop_and_resize, crop_plan
 from ._callbacks import CallbackList
-from ._objective import term_values
-from ._parametrization import MagnitudeConstrained
-from ._spectrum import Spectrum
-
-__all__ = ["RenderSettings", "render", "trace_count", "centre_on_transparency"]
+from ._objective import Objective, term_values
+from ._settings import Settings
 
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TRACES = {"count": 0}
@@ -33,23 +34,39 @@ def trace_count() -> int:
     return _TRACES["count"]
 
 
-@dataclass(frozen=True)
-class RenderSettings:
-    """Everything `render` needs besides the objective, already validated."""
+class Controls(NamedTuple):
+    """The tensors of one call that shape no graph: other values do not retrace."""
 
-    nb_steps: int
-    image_shape: tuple[int, int]
-    nb_crops: int
-    crop_range: tuple[float, float]
-    noise: float
-    optimizer: object
-    learning_rate: tuple[float, float]
-    values_range: tuple[float, float]
-    input_size: tuple[int, int]
-    parametrization: object = MagnitudeConstrained()
-    wrap_crops: bool = False
-    antialias: bool = False
-    crops_per_pass: int | None = None
+    values_range: tf.Tensor
+    crop_range: tf.Tensor
+    crop_extent: tf.Tensor
+    noise_std: tf.Tensor
+    learning_rate: tf.Tensor
+    nb_steps: tf.Tensor
+
+
+@dataclass(frozen=True)
+class Task:
+    """What every chunk of one call shares.
+
+    Attributes:
+        objective: What to maximise.
+        extractor: The keras.Model over the objective's taps (`_model.feature_model`).
+        settings: The call's settings, decided (`wrap_crops`, `model_input_size` and
+            `crops_per_pass` set, `optimizer` an instance).
+        parametrization: `MagnitudeConstrained` or `FourierBaseline`.
+        spectrum: Its spectrum (or Fourier scale) at `settings.image_shape`.
+        item_seeds: (batch size, 2) int64: the random stream of each batch position.
+        strategy: Runs each chunk's items split across its replicas.
+    """
+
+    objective: Objective
+    extractor: keras.Model
+    settings: Settings
+    parametrization: object
+    spectrum: object
+    item_seeds: np.ndarray
+    strategy: tf.distribute.Strategy
 
 
 def _crop_extent(image_shape, input_size) -> np.ndarray:
@@ -60,10 +77,22 @@ def _crop_extent(image_shape, input_size) -> np.ndarray:
     )
 
 
-def _step_size(controls: dict, step_index: tf.Tensor) -> tf.Tensor:
+def _controls(settings: Settings) -> Controls:
+    low, high = settings.values_range
+    return Controls(
+        values_range=tf.constant(settings.values_range, tf.float32),
+        crop_range=tf.constant(settings.crop_size, tf.float32),
+        crop_extent=tf.constant(_crop_extent(settings.image_shape, settings.model_input_size)),
+        noise_std=tf.constant(settings.noise * (high - low), tf.float32),
+        learning_rate=tf.constant(settings.learning_rate, tf.float32),
+        nb_steps=tf.constant(settings.nb_steps, tf.float32),
+    )
+
+
+def _step_size(controls: Controls, step_index: tf.Tensor) -> tf.Tensor:
     """The learning rate at this step: a half cosine from the first to the last value."""
-    first, last = controls["learning_rate"][0], controls["learning_rate"][1]
-    progress = tf.cast(step_index, tf.float32) / tf.maximum(controls["nb_steps"] - 1.0, 1.0)
+    first, last = controls.learning_rate[0], controls.learning_rate[1]
+    progress = tf.cast(step_index, tf.float32) / tf.maximum(controls.nb_steps - 1.0, 1.0)
     return last + (first - last) * 0.5 * (1.0 + tf.cos(np.pi * progress))
 
 
@@ -77,12 +106,11 @@ def crop_passes(batch_size: int, nb_crops: int, crops_per_pass: int | None) -> l
     return [(first, min(first + per_item, nb_crops)) for first in range(0, nb_crops, per_item)]
 
 
-def _build_step(extractor: keras.Model, signature, layer_names, settings: RenderSettings):
+def _build_step(extractor: keras.Model, signature, layer_names, settings: Settings, parametrization):
     optimizer = settings.optimizer
-    parametrization = settings.parametrization
-    height, width = settings.image_shape
+    width = settings.image_shape[1]
     nb_crops = settings.nb_crops
-    input_size = settings.input_size
+    input_size = settings.model_input_size
 
     def objective_gradient(sources, boxes, box_indices, noise, arguments, batch_size):
         """Per-item objective (N, K) on the crops, and its gradient on the sources, pass by pass.
@@ -122,16 +150,16 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
         batch_size = params.shape[0]
         with tf.GradientTape() as tape:
             tape.watch(params)
-            image = parametrization.to_image(params, spectrum, controls["values_range"], width)
+            image = parametrization.to_image(params, spectrum, controls.values_range, width)
             sources, boxes, box_indices, noise = crop_plan(
                 image,
                 item_seeds,
                 step_index,
                 nb_crops,
-                controls["crop_range"],
-                controls["crop_extent"],
+                controls.crop_range,
+                controls.crop_extent,
                 input_size,
-                controls["noise_std"],
+                controls.noise_std,
                 settings.wrap_crops,
                 settings.antialias,
             )
@@ -159,128 +187,112 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Render
     return step
 
 
-def _compiled_step(model, extractor, signature, layer_names, settings: RenderSettings):
+def _compiled_step(task: Task):
+    """The step for this task's shapes, built once per user model and kept while it lives."""
+    settings = task.settings
     key = (
-        signature,
-        layer_names,
+        task.objective.signature,
+        task.objective.layer_names,
+        task.parametrization,
         settings.image_shape,
         settings.nb_crops,
-        settings.input_size,
+        settings.model_input_size,
         settings.optimizer,
-        settings.parametrization,
         settings.wrap_crops,
         settings.antialias,
         settings.crops_per_pass,
     )
     # Keyed by the user's model (the steps hold the extractor, not the model), so both are
     # freed when the user drops the model.
-    per_model = _STEPS.setdefault(model, {})
+    per_model = _STEPS.setdefault(task.objective.model, {})
     if key not in per_model:
-        per_model[key] = _build_step(extractor, signature, layer_names, settings)
-    return per_model[key]
-
-
-def render(
-    model: keras.Model,
-    extractor: keras.Model,
-    signature: tuple,
-    layer_names: tuple[str, ...],
-    groups: list[tuple[list, np.ndarray]],
-    spectrum: Spectrum,
-    settings: RenderSettings,
-    callbacks: CallbackList | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Optimises the phase of N images; returns images (N, H, W, C) and transparencies (N, H, W, 1).
-
-    Args:
-        model: The user's model (owner of the compiled-step cache).
-        extractor: Feature model (from `features.feature_model`).
-        signature: The objective's signature.
-        layer_names: Names of the extractor's outputs, in order.
-        groups: (arguments, item_seeds (n, 2) int64) for each replica, in item order: one group
-            without a strategy, one per replica with one.
-        spectrum: A spectrum already at `settings.image_shape`.
-        settings: Validated settings.
-        callbacks: Told after each step that one of them wants, with the per-item objective
-            values (N,) measured at that step (before the update) and a function rendering
-            the current images.
-        strategy: A `tf.distribute.Strategy` running one group on each replica.
-    """
-    step = _compiled_step(model, extractor, signature, layer_names, settings)
-    spectrum_tensors = (
-        tf.constant(spectrum.magnitude),
-        tf.constant(spectrum.recorrelation),
-        tf.constant(spectrum.mean),
-    )
-    controls = {
-        "values_range": tf.constant(settings.values_range, tf.float32),
-        "crop_range": tf.constant(settings.crop_range, tf.float32),
-        "crop_extent": tf.constant(_crop_extent(settings.image_shape, settings.input_size)),
-        "noise_std": tf.constant(
-            settings.noise * (settings.values_range[1] - settings.values_range[0]), tf.float32
-        ),
-        "learning_rate": tf.constant(settings.learning_rate, tf.float32),
-        "nb_steps": tf.constant(settings.nb_steps, tf.float32),
-    }
-    width = settings.image_shape[1]
-    inputs, states = [], []
-    for arguments, item_seeds in groups:
-        seeds = tf.constant(item_seeds, tf.int64)
-        params = settings.parametrization.initial(seeds, spectrum.channels, settings.image_shape)
-        transparency = tf.zeros((params.shape[0], *settings.image_shape, 1))
-        inputs.append((seeds, tf.nest.map_structure(tf.convert_to_tensor, arguments)))
-        states.append((params, settings.optimizer.init(params), transparency))
-
-    if strategy is None:
-        (seeds, arguments), state = inputs[0], states[0]
-
-        def run(state, index):
-            state, values = step(state, index, seeds, arguments, spectrum_tensors, controls)
-            return state, [state[0]], [values]
-
-    else:
-        distributed = _distributed_step(strategy, step)
-        state = _per_replica(strategy, states)
-        seeds = _per_replica(strategy, [group[0] for group in inputs])
-        arguments = _per_replica(strategy, [group[1] for group in inputs])
-
-        def run(state, index):
-            state, values = distributed(state, index, seeds, arguments, spectrum_tensors, controls)
-            local = strategy.experimental_local_results
-            return state, list(local(state[0])), list(local(values))
-
-    def images_of(phases):
-        return tf.concat(
-            [
-                _render_images(settings.parametrization, p, spectrum_tensors, controls["values_range"], width)
-                for p in phases
-            ],
-            0,
+        objective = task.objective
+        step = _build_step(
+            task.extractor, objective.signature, objective.layer_names, settings, task.parametrization
         )
+        per_model[key] = (step, {})
+    step, per_strategy = per_model[key]
+    if task.strategy not in per_strategy:
+        strategy = task.strategy
+
+        @tf.function
+        def distributed(state, index, seeds, arguments, spectrum, controls):
+            return strategy.run(step, args=(state, index, seeds, arguments, spectrum, controls))
+
+        per_strategy[strategy] = distributed
+    return per_strategy[task.strategy]
+
+
+def _split(items: np.ndarray, replicas: int) -> list[np.ndarray]:
+    """Contiguous parts, one per replica; fewer items than replicas are padded with copies of the
+    last one (their results are dropped), since every replica must run."""
+    if replicas == 1:
+        return [items]
+    padded = np.concatenate([items, np.full(max(0, replicas - len(items)), items[-1])])
+    return np.array_split(padded, replicas)
+
+
+def _per_replica(strategy: tf.distribute.Strategy, values: list):
+    """One value per replica, placed on that replica's device."""
+    return strategy.experimental_distribute_values_from_function(
+        lambda context: values[context.replica_id_in_sync_group]
+    )
+
+
+def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.Tensor, tf.Tensor]:
+    """Optimises the phase of the images of `items` (batch positions of the task's objective).
+
+    Returns images (n, H, W, C) and transparencies (n, H, W, 1), in the order of `items`.
+    `callbacks` are told after each step that one of them wants, with the per-item objective
+    values measured at that step (before the update) and a function rendering the images.
+    """
+    settings, strategy = task.settings, task.strategy
+    step = _compiled_step(task)
+    spectrum = task.spectrum.tensors()
+    controls = _controls(settings)
+    parts = _split(items, strategy.num_replicas_in_sync)
+    states, seeds, arguments = [], [], []
+    for part in parts:
+        part_seeds = tf.constant(task.item_seeds[part], tf.int64)
+        params = task.parametrization.initial(part_seeds, task.spectrum.channels, settings.image_shape)
+        transparency = tf.zeros((params.shape[0], *settings.image_shape, 1))
+        states.append((params, settings.optimizer.init(params), transparency))
+        seeds.append(part_seeds)
+        arguments.append(tf.nest.map_structure(tf.convert_to_tensor, task.objective.arguments(part)))
+    state = _per_replica(strategy, states)
+    seeds, arguments = _per_replica(strategy, seeds), _per_replica(strategy, arguments)
+    local = strategy.experimental_local_results
+    width = settings.image_shape[1]
+
+    def images_of(phases) -> tf.Tensor:
+        rendered = [
+            _render_images(task.parametrization, p, spectrum, controls.values_range, width) for p in phases
+        ]
+        return tf.concat(rendered, 0)[: len(items)]
 
     for index in range(settings.nb_steps):
-        state, phases, values = run(state, tf.constant(index, tf.int64))
-        if callbacks and callbacks.wants_values(index):
-            callbacks.on_step(
-                index, np.concatenate([v.numpy() for v in values]), lambda phases=phases: images_of(phases)
+        state, values = step(state, tf.constant(index, tf.int64), seeds, arguments, spectrum, controls)
+        if callbacks.wants_step(index):
+            phases = local(state[0])
+            callbacks.step(
+                index,
+                np.concatenate([v.numpy() for v in local(values)])[: len(items)],
+                lambda phases=phases: images_of(phases),
             )
-    images = images_of(phases)
-    transparencies = tf.concat(_transparencies(state, strategy), 0) / settings.nb_steps
+    images = images_of(local(state[0]))
+    transparencies = tf.concat(local(state[2]), 0)[: len(items)] / settings.nb_steps
     if settings.wrap_crops:
         images, transparencies = centre_on_transparency(images, transparencies)
-    last_values = np.concatenate([v.numpy() for v in values])
+    last_values = np.concatenate([v.numpy() for v in local(values)])[: len(items)]
     if not np.isfinite(last_values).all():
-        bad = np.flatnonzero(~np.isfinite(last_values)).tolist()
+        bad = [int(items[i]) for i in np.flatnonzero(~np.isfinite(last_values))]
         warnings.warn(
             f"The objective was NaN or infinite at the last step for batch items {bad} "
             "(an activation undefined for these images?). Non-finite gradients were skipped, so "
             "the images are finite, but they may not maximise anything.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    if callbacks:
-        callbacks.on_end(images, transparencies)
     return images, transparencies
 
 
@@ -308,35 +320,6 @@ def centre_on_transparency(images: tf.Tensor, transparencies: tf.Tensor) -> tupl
         images = tf.gather(images, index, axis=axis, batch_dims=1)
         transparencies = tf.gather(transparencies, index, axis=axis, batch_dims=1)
     return images, transparencies
-
-
-def _transparencies(state, strategy) -> list:
-    if strategy is None:
-        return [state[2]]
-    return list(strategy.experimental_local_results(state[2]))
-
-
-def _per_replica(strategy: tf.distribute.Strategy, values: list):
-    """One value per replica, placed on that replica's device."""
-    return strategy.experimental_distribute_values_from_function(
-        lambda context: values[context.replica_id_in_sync_group]
-    )
-
-
-_DISTRIBUTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _distributed_step(strategy: tf.distribute.Strategy, step):
-    """The compiled step run on every replica at once, cached per (strategy, step)."""
-    per_strategy = _DISTRIBUTED.setdefault(strategy, {})
-    if step not in per_strategy:
-
-        @tf.function
-        def distributed(state, index, seeds, arguments, spectrum, controls):
-            return strategy.run(step, args=(state, index, seeds, arguments, spectrum, controls))
-
-        per_strategy[step] = distributed
-    return per_strategy[step]
 
 
 @tf.function

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from ._backend import require_tensorflow
+
+require_tensorflow()  # every objective and rendering comes through this module
+
 # What `layer` may be in an objective: a name or path, an index, a layer, or a symbolic tensor.
 LayerLike = str | int | keras.layers.Layer | keras.KerasTensor
 _SUPPORTED_RANKS = {2: "dense (N, D)", 3: "tokens (N, T, D)", 4: "convolutional (N, H, W, C)"}

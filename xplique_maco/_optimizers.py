@@ -6,18 +6,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-__all__ = ["SGD", "Adam", "Nadam", "get_optimizer"]
-
-
-def _check_fraction(owner: str, name: str, value) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0
-    if not ok:
-        raise ValueError(f"{owner} `{name}` must be a number in [0, 1), received {value!r}.")
-
-
-def _check_epsilon(owner: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
-        raise ValueError(f"{owner} `epsilon` must be a small positive number, received {value!r}.")
+from . import _settings
 
 
 @dataclass(frozen=True)
@@ -31,7 +20,7 @@ class SGD:
     momentum: float = 0.0
 
     def __post_init__(self):
-        _check_fraction("SGD", "momentum", self.momentum)
+        object.__setattr__(self, "momentum", _settings.fraction("SGD", "momentum", self.momentum))
 
     def init(self, params: tf.Tensor) -> tuple:
         return (tf.zeros_like(params),)
@@ -57,9 +46,9 @@ class Adam:
     epsilon: float = 1e-7
 
     def __post_init__(self):
-        _check_fraction("Adam", "beta_1", self.beta_1)
-        _check_fraction("Adam", "beta_2", self.beta_2)
-        _check_epsilon("Adam", self.epsilon)
+        for name in ("beta_1", "beta_2"):
+            object.__setattr__(self, name, _settings.fraction("Adam", name, getattr(self, name)))
+        object.__setattr__(self, "epsilon", _settings.small_positive("Adam", "epsilon", self.epsilon))
 
     def init(self, params: tf.Tensor) -> tuple:
         return (tf.zeros_like(params), tf.zeros_like(params))
@@ -90,9 +79,9 @@ class Nadam:
     epsilon: float = 1e-7
 
     def __post_init__(self):
-        _check_fraction("Nadam", "beta_1", self.beta_1)
-        _check_fraction("Nadam", "beta_2", self.beta_2)
-        _check_epsilon("Nadam", self.epsilon)
+        for name in ("beta_1", "beta_2"):
+            object.__setattr__(self, name, _settings.fraction("Nadam", name, getattr(self, name)))
+        object.__setattr__(self, "epsilon", _settings.small_positive("Nadam", "epsilon", self.epsilon))
 
     def init(self, params: tf.Tensor) -> tuple:
         # The running product of momentum coefficients is part of the state.

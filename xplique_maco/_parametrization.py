@@ -8,13 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = [
-    "hermitian_phase",
-    "phase_to_decorrelated",
-    "decorrelated_to_image",
-    "MagnitudeConstrained",
-    "FourierBaseline",
-]
+from ._spectrum import Spectrum, SpectrumTensors, natural_spectrum
 
 
 def _self_conjugate_masks(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,6 +94,23 @@ def _per_item(item_seeds: tf.Tensor, draw) -> tf.Tensor:
 class MagnitudeConstrained:
     """MACO: the parameters are the phases; the magnitude is the spectrum's, fixed."""
 
+    def spectrum(self, magnitude, channels: int, image_shape: tuple[int, int]) -> Spectrum:
+        """The magnitude to impose, at `image_shape`: the shipped natural one for None, a
+        `Spectrum`, or a bare (C, H, W // 2 + 1) array of magnitudes of [0, 1]-scaled images."""
+        if magnitude is None:
+            spectrum = natural_spectrum(channels)
+        elif isinstance(magnitude, Spectrum):
+            spectrum = magnitude
+        else:
+            spectrum = Spectrum.from_magnitude(magnitude)
+        if spectrum.channels != channels:
+            raise ValueError(
+                f"The magnitude has {spectrum.channels} channels but the model takes {channels}; "
+                "pass a spectrum computed from images with the model's channels "
+                "(xplique_maco.compute_spectrum)."
+            )
+        return spectrum.resized(*image_shape)
+
     def initial(self, item_seeds: tf.Tensor, channels: int, image_shape: tuple[int, int]) -> tf.Tensor:
         shape = (channels, image_shape[0], image_shape[1] // 2 + 1)
         return _per_item(
@@ -116,13 +127,48 @@ class MagnitudeConstrained:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class FourierScale:
+    """Lucid's scale of the Fourier baseline: 1 / max(f, 1 / max(H, W)) per frequency, with its
+    colour decorrelation. Not a magnitude: the baseline multiplies free coefficients by it."""
+
+    scale: np.ndarray  # (C, H, W // 2 + 1)
+    recorrelation: np.ndarray  # (C, C)
+    mean: np.ndarray  # (C,)
+
+    @property
+    def channels(self) -> int:
+        return self.scale.shape[0]
+
+    @classmethod
+    def lucid(cls, channels: int, image_shape: tuple[int, int]) -> FourierScale:
+        height, width = image_shape
+        frequency = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.rfftfreq(width)[None, :] ** 2)
+        # Lucid also multiplies by sqrt(H W), which makes its transform unitary (so learning rates
+        # mean the same as in pixel space).
+        scale = np.sqrt(height * width) / np.maximum(frequency, 1.0 / max(height, width))
+        natural = natural_spectrum(channels).recorrelation
+        # Lucid: sigmoid((x / 4) @ normalised colours); our squash is sigmoid(4 (y - 0.5)), hence / 16.
+        recorrelation = natural / np.linalg.norm(natural, axis=0).max() / 16.0
+        scales = np.repeat(scale[None], channels, 0).astype(np.float32)
+        return cls(scales, recorrelation.astype(np.float32), np.full(channels, 0.5, np.float32))
+
+    def tensors(self) -> SpectrumTensors:
+        return SpectrumTensors(
+            tf.constant(self.scale), tf.constant(self.recorrelation), tf.constant(self.mean)
+        )
+
+
 @dataclass(frozen=True)
 class FourierBaseline:
     """Lucid's Fourier parametrisation: free real and imaginary parts, scaled by 1 / frequency.
 
-    `spectrum` holds the 1 / f scale (C, H, W // 2 + 1) instead of a magnitude; the optimiser
-    changes magnitudes and phases alike, so nothing keeps the spectrum natural.
+    Its spectrum is a `FourierScale` instead of a magnitude; the optimiser changes magnitudes
+    and phases alike, so nothing keeps the spectrum natural.
     """
+
+    def spectrum(self, magnitude, channels: int, image_shape: tuple[int, int]) -> FourierScale:
+        return FourierScale.lucid(channels, image_shape)
 
     def initial(self, item_seeds: tf.Tensor, channels: int, image_shape: tuple[int, int]) -> tf.Tensor:
         shape = (channels, image_shape[0], image_shape[1] // 2 + 1, 2)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from . import _settings
+from ._io import atomic_write
 
 __all__ = ["to_uint8", "transparency_to_alpha", "save_image", "save_rgba", "plot_maco", "plot_maco_grid"]
 
@@ -23,9 +24,7 @@ def to_uint8(images, values_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarr
     Example:
     >>> to_uint8(images, values_range=(-1, 1))
     """
-    low, high = values_range
-    if not high > low:
-        raise ValueError(f"`values_range` must satisfy low < high, received {values_range!r}.")
+    low, high = _settings.values_range(values_range)
     scaled = (_numpy(images).astype(np.float64) - low) / (high - low)
     return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
 
@@ -46,37 +45,13 @@ def transparency_to_alpha(transparency, percentile: float = 99.0) -> np.ndarray:
     return alpha.reshape(maps.shape)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Writes to a temporary file in the same folder, then renames: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp creates 0600; give files the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def save_image(path, image, values_range: tuple[float, float] = (0.0, 1.0)) -> Path:
     """Saves one image (H, W, C) with C in {1, 3} as PNG; returns the path."""
     pixels = to_uint8(image, values_range)
     if pixels.ndim != 3 or pixels.shape[-1] not in (1, 3, 4):
         raise ValueError(f"Expected one image (H, W, C) with C in (1, 3, 4), received shape {pixels.shape}.")
     path = Path(path)
-    _atomic_write(path, tf.io.encode_png(pixels).numpy())
+    atomic_write(path, tf.io.encode_png(pixels).numpy())
     return path
 
 
@@ -89,7 +64,7 @@ def save_rgba(path, image, transparency, values_range=(0.0, 1.0), percentile: fl
     if alpha.shape != pixels.shape[:2]:
         raise ValueError(f"Transparency shape {alpha.shape} does not match image shape {pixels.shape[:2]}.")
     path = Path(path)
-    _atomic_write(path, tf.io.encode_png(np.dstack([pixels, alpha])).numpy())
+    atomic_write(path, tf.io.encode_png(np.dstack([pixels, alpha])).numpy())
     return path
 
 

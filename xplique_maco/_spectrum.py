@@ -6,12 +6,24 @@ import io
 import numbers
 from dataclasses import dataclass
 from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
+import tensorflow as tf
+
+from . import _settings
 
 __all__ = ["Spectrum", "natural_spectrum", "compute_spectrum", "load_spectrum"]
 
 _SHIPPED_FILE = "natural_spectrum.npz"
+
+
+class SpectrumTensors(NamedTuple):
+    """A spectrum inside the compiled step: magnitude (or scale) (C, H, W // 2 + 1), (C, C), (C,)."""
+
+    magnitude: tf.Tensor
+    recorrelation: tf.Tensor
+    mean: tf.Tensor
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +132,12 @@ class Spectrum:
         # The DC is a sum over pixels: it scales with their number.
         magnitude[:, 0, 0] = self.magnitude[:, 0, 0] * pixel_ratio
         return Spectrum(magnitude, self.mean, self.recorrelation, width)
+
+    def tensors(self) -> SpectrumTensors:
+        """The arrays the compiled step reads, as tensors."""
+        return SpectrumTensors(
+            tf.constant(self.magnitude), tf.constant(self.recorrelation), tf.constant(self.mean)
+        )
 
     def save(self, path) -> None:
         """Writes the spectrum as a .npz file readable by `load_spectrum`."""
@@ -326,7 +344,7 @@ def compute_spectrum(
     """
     if not isinstance(size, numbers.Integral) or size < 8:
         raise ValueError(f"`size` must be an int >= 8, received {size!r}.")
-    low, high = _check_range(values_range)
+    low, high = _settings.values_range(values_range)
     if not hasattr(images, "as_numpy_iterator") and iter(images) is images:
         images = list(images)  # a generator can be read only once; two passes are needed
     margin = 0.05 * (high - low)
@@ -388,17 +406,3 @@ def compute_spectrum(
         )
     magnitude = np.transpose(accumulated / crops, (2, 0, 1))
     return Spectrum(magnitude, mean, recorrelation, size)
-
-
-def _check_range(values_range) -> tuple[float, float]:
-    try:
-        low, high = (float(value) for value in values_range)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`values_range` must be a pair (low, high) of numbers, received {values_range!r}."
-        ) from None
-    if not (np.isfinite(low) and np.isfinite(high)) or low >= high:
-        raise ValueError(
-            f"`values_range` must satisfy low < high with finite values, received {values_range!r}."
-        )
-    return low, high

@@ -9,7 +9,6 @@ so a killed job resumes where it stopped and a finished image is never written t
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 from collections.abc import Sequence
@@ -21,8 +20,10 @@ import numpy as np
 
 from ._callbacks import Callback
 from ._driver import maco
+from ._io import append_line, check_writable
 from ._kinds import Channel, Neuron
-from ._plots import _atomic_write, save_image, save_rgba, transparency_to_alpha
+from ._plots import save_image, save_rgba, transparency_to_alpha
+from ._settings import slug
 
 __all__ = ["parse_indices", "parse_shard", "render_atlas"]
 
@@ -69,14 +70,14 @@ def parse_shard(text: str) -> tuple[int, int]:
 class _FinalValues(Callback):
     """Keeps each item's objective value at the last step (one device fetch per chunk)."""
 
-    def on_start(self, info):
-        self.last, self.values = info["nb_steps"] - 1, None
+    def on_start(self, run):
+        self.last, self.values = run.nb_steps - 1, np.full(run.batch_size, np.nan)
 
-    def wants_values(self, step):
-        return step == self.last
+    def wants_step(self, index):
+        return index == self.last
 
-    def on_step(self, step, values, images):
-        self.values = values
+    def on_step(self, step):
+        self.values[step.columns] = step.values
 
 
 @contextmanager
@@ -119,15 +120,6 @@ def _finished(output: Path, settings: dict) -> set[int]:
             if all((output / name).is_file() for name in entry.get("files", {}).values()):
                 done.add(int(entry["index"]))
     return done
-
-
-def _check_writable(output: Path) -> None:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        _atomic_write(output / ".write-test", b"")
-        (output / ".write-test").unlink()
-    except OSError as error:
-        raise ValueError(f"Cannot write to the output folder {output}: {error}") from None
 
 
 _HOW_NOT_WHAT = ("crops_per_pass",)
@@ -178,7 +170,7 @@ def render_atlas(
     objective = _KINDS[kind](model, layer, indices)  # checks the layer and every index
     layer_name = objective.layer_names[0]
     output = Path(output)
-    _check_writable(output)
+    check_writable(output)
     # How the work is split (crops_per_pass) does not change the images: not part of the settings.
     identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
     settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
@@ -206,7 +198,7 @@ def render_atlas(
             )
             for row, position in enumerate(chunk):
                 index = indices[position]
-                stem = f"{kind}_{_slug(layer_name)}_{index:05d}"
+                stem = f"{kind}_{slug(layer_name)}_{index:05d}"
                 files = {
                     "image": f"{stem}.png",
                     "transparency": f"{stem}_transparency.png",
@@ -225,23 +217,11 @@ def render_atlas(
                     "value": float(final.values[row]),
                     "files": files,
                 }
-                _append_line(manifest, json.dumps(entry))
+                append_line(manifest, json.dumps(entry))
                 entries.append(entry)
             if progress is not None:
                 progress.add(len(chunk))
     return entries
-
-
-def _append_line(path: Path, line: str) -> None:
-    """One write of a whole line, flushed to disk: a crash leaves at most one unreadable line."""
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(line + "\n")
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
 def _jsonable(settings: dict) -> dict:
