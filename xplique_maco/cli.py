@@ -3,22 +3,74 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import os
 import re
 import sys
 import time
 from pathlib import Path
 
+from ._settings import slug
+
 DEMO_CLASSES = ["espresso", "goldfish", "flamingo", "lemon", "jellyfish", "volcano"]
+DEMO_IMAGE_SIZE = 256  # smaller than maco's default: the demo answers in a few minutes on a CPU
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+def _defaults(module: str, function: str) -> dict:
+    """The literal default values of `function` in the package module `module`, read from its source.
+
+    The CLI's defaults are the library's, read without importing it (and TensorFlow with it),
+    so `xplique-maco --help` answers at once and never disagrees with `maco`.
+    """
+    source = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            arguments = node.args.args + node.args.kwonlyargs
+            defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
+            defaults += node.args.kw_defaults
+            found = {}
+            for argument, default in zip(arguments, defaults, strict=True):
+                if default is not None:
+                    with contextlib.suppress(ValueError):
+                        found[argument.arg] = ast.literal_eval(default)
+            return found
+    raise LookupError(f"xplique_maco.{module} defines no function {function}")
+
+
+MACO = _defaults("_driver", "maco")
+ATLAS = _defaults("atlas", "render_atlas")
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """Keeps TensorFlow's C++ start-up lines (CUDA probing, absl notices) out of the terminal.
+
+    Only when the user has not set TF_CPP_MIN_LOG_LEVEL: then their choice is kept, and the
+    lines are shown. Python errors are not affected: they are raised after the stream is back.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()  # the device probe also prints
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    yield
 
 
 def demo(args: argparse.Namespace) -> int:
     """Renders ImageNet classes of EfficientNet-Lite0 with transparency and writes PNGs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +102,7 @@ def demo(args: argparse.Namespace) -> int:
     )
     titles = []
     for position, index in enumerate(indices):
-        stem = f"{index:03d}_{_slug(classes[index])}"
+        stem = f"{index:03d}_{slug(classes[index])}"
         save_image(output / f"{stem}.png", images[position])
         save_rgba(output / f"{stem}_rgba.png", images[position], transparencies[position])
         titles.append(f"{classes[index]} ({index})")
@@ -91,7 +143,6 @@ def _load_model(spec: str, unsafe: bool):
 
 def render(args: argparse.Namespace) -> int:
     """Renders one image per index of a layer into a folder, resumably (see xplique_maco.atlas)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .atlas import parse_indices, parse_shard, render_atlas
 
     indices = parse_indices(args.indices)  # syntax errors before anything heavy
@@ -152,10 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument(
         "--classes", nargs="+", help=f"class names or indices (default: {', '.join(DEMO_CLASSES)})"
     )
-    demo_parser.add_argument("--steps", type=int, default=128, help="optimisation steps (default 128)")
-    demo_parser.add_argument("--image-size", type=int, default=256, help="image side in pixels (default 256)")
-    demo_parser.add_argument("--crops", type=int, default=8, help="crops per step (default 8)")
-    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.add_argument(
+        "--steps", type=int, default=MACO["nb_steps"], help=f"optimisation steps (default {MACO['nb_steps']})"
+    )
+    demo_parser.add_argument(
+        "--image-size",
+        type=int,
+        default=DEMO_IMAGE_SIZE,
+        help=f"image side in pixels (default {DEMO_IMAGE_SIZE})",
+    )
+    demo_parser.add_argument(
+        "--crops", type=int, default=MACO["nb_crops"], help=f"crops per step (default {MACO['nb_crops']})"
+    )
+    demo_parser.add_argument("--seed", type=int, default=ATLAS["seed"], help=f"default {ATLAS['seed']}")
     demo_parser.add_argument("--output", default="maco_demo", help="output folder (default ./maco_demo)")
     render_parser = commands.add_parser(
         "render", help="render one image per unit of a layer into a folder (resumable, shardable)"
@@ -165,16 +225,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     render_parser.add_argument("--layer", required=True, help="layer name or index")
     render_parser.add_argument("--indices", required=True, help="e.g. 0:1000, 1,94,130, or 0:10,20")
-    render_parser.add_argument("--objective", choices=["neuron", "channel"], default="neuron")
-    render_parser.add_argument("--steps", type=int, default=128)
-    render_parser.add_argument("--image-size", type=int, default=512)
-    render_parser.add_argument("--crops", type=int, default=8, help="crops per image per step (default 8)")
     render_parser.add_argument(
-        "--values-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH")
+        "--objective", choices=["neuron", "channel"], default=ATLAS["kind"], help=f"default {ATLAS['kind']}"
     )
-    render_parser.add_argument("--model-input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
-    render_parser.add_argument("--seed", type=int, default=0)
-    render_parser.add_argument("--batch-size", type=int, default=8, help="objectives rendered at once")
+    render_parser.add_argument(
+        "--steps", type=int, default=MACO["nb_steps"], help=f"default {MACO['nb_steps']}"
+    )
+    height, width = MACO["image_shape"]
+    render_parser.add_argument(
+        "--image-size", type=int, default=height, help=f"image side in pixels (default {height})"
+    )
+    render_parser.add_argument(
+        "--crops",
+        type=int,
+        default=MACO["nb_crops"],
+        help=f"crops per image per step (default {MACO['nb_crops']})",
+    )
+    low, high = MACO["values_range"]
+    render_parser.add_argument(
+        "--values-range",
+        type=float,
+        nargs=2,
+        default=(low, high),
+        metavar=("LOW", "HIGH"),
+        help=f"pixel range the model expects (default {low:g} {high:g})",
+    )
+    render_parser.add_argument(
+        "--model-input-size",
+        type=int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="size the crops are resized to (default: the model's input size, else 224 224)",
+    )
+    render_parser.add_argument("--seed", type=int, default=ATLAS["seed"], help=f"default {ATLAS['seed']}")
+    render_parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=ATLAS["batch_size"],
+        help=f"objectives rendered at once (default {ATLAS['batch_size']})",
+    )
     render_parser.add_argument(
         "--crops-per-pass",
         type=int,
@@ -197,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return demo(args) if args.command == "demo" else render(args)
+        with _quiet_tensorflow():
+            return demo(args) if args.command == "demo" else render(args)
     except (ValueError, ImportError, FileNotFoundError) as error:
         print(f"xplique-maco: error: {error}", file=sys.stderr)
         return 2
