@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import tensorflow as tf
@@ -19,8 +19,8 @@ from ._settings import Settings
 
 # On CPUs a model pass over many crops is cache-bound: chunks of about 32 crops share the
 # image-side work of a step, model passes of about 16 crops run faster and hold half the
-# activations, and no more than 4 passes make a step, as each is traced into it (the figures
-# are in docs/scale.md).
+# activations, and no more than 4 passes make a step, as each is traced into it (the
+# documentation's "Scale" page gives the measurements).
 _CPU_CROPS_PER_CHUNK = 32
 _CPU_CROPS_PER_PASS = 16
 _CPU_MAX_PASSES = 4
@@ -121,22 +121,7 @@ def maco(
     Example:
     >>> images, transparencies = maco(Neuron(model, -1, [1, 94]), nb_steps=128, seed=0)
     """
-    settings = Settings(
-        nb_steps=nb_steps,
-        image_shape=image_shape,
-        nb_crops=nb_crops,
-        crop_size=crop_size,
-        wrap_crops=wrap_crops,
-        antialias=antialias,
-        noise=noise,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        values_range=values_range,
-        seed=seed,
-        model_input_size=model_input_size,
-        batch_size=batch_size,
-        crops_per_pass=crops_per_pass,
-    )
+    settings = _settings_of(locals())
     return _render(
         objective, settings, MagnitudeConstrained(), magnitude, callbacks, verbose, items, strategy
     )
@@ -174,23 +159,13 @@ def fourier(
     Example:
     >>> baseline, masks = fourier(Neuron(model, -1, [1, 94]), nb_steps=128, seed=0)
     """
-    settings = Settings(
-        nb_steps=nb_steps,
-        image_shape=image_shape,
-        nb_crops=nb_crops,
-        crop_size=crop_size,
-        wrap_crops=wrap_crops,
-        antialias=antialias,
-        noise=noise,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        values_range=values_range,
-        seed=seed,
-        model_input_size=model_input_size,
-        batch_size=batch_size,
-        crops_per_pass=crops_per_pass,
-    )
+    settings = _settings_of(locals())
     return _render(objective, settings, FourierBaseline(), None, callbacks, verbose, items, strategy)
+
+
+def _settings_of(arguments: dict) -> Settings:
+    """The validated Settings of a call of `maco` or `fourier`, from its arguments (`locals()`)."""
+    return Settings(**{field.name: arguments[field.name] for field in fields(Settings)})
 
 
 def _render(objective, settings: Settings, parametrization, magnitude, callbacks, verbose, items, strategy):

@@ -32,7 +32,22 @@ class SGD:
 
 
 @dataclass(frozen=True)
-class Adam:
+class _Moments:
+    """The settings shared by Adam and Nadam, checked when made."""
+
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        for name in ("beta_1", "beta_2"):
+            object.__setattr__(self, name, _settings.fraction(owner, name, getattr(self, name)))
+        object.__setattr__(self, "epsilon", _settings.small_positive(owner, "epsilon", self.epsilon))
+
+
+@dataclass(frozen=True)
+class Adam(_Moments):
     """Adam (Kingma & Ba, 2015) with bias correction.
 
     Args:
@@ -40,15 +55,6 @@ class Adam:
         beta_2: Decay of the second moment.
         epsilon: Added to the denominator for numerical stability.
     """
-
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-
-    def __post_init__(self):
-        for name in ("beta_1", "beta_2"):
-            object.__setattr__(self, name, _settings.fraction("Adam", name, getattr(self, name)))
-        object.__setattr__(self, "epsilon", _settings.small_positive("Adam", "epsilon", self.epsilon))
 
     def init(self, params: tf.Tensor) -> tuple:
         return (tf.zeros_like(params), tf.zeros_like(params))
@@ -65,7 +71,7 @@ class Adam:
 
 
 @dataclass(frozen=True)
-class Nadam:
+class Nadam(_Moments):
     """Adam with Nesterov momentum (Dozat, 2016), with the 0.96^(0.004 t) momentum schedule.
 
     Args:
@@ -73,15 +79,6 @@ class Nadam:
         beta_2: Decay of the second moment.
         epsilon: Added to the denominator for numerical stability.
     """
-
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-
-    def __post_init__(self):
-        for name in ("beta_1", "beta_2"):
-            object.__setattr__(self, name, _settings.fraction("Nadam", name, getattr(self, name)))
-        object.__setattr__(self, "epsilon", _settings.small_positive("Nadam", "epsilon", self.epsilon))
 
     def init(self, params: tf.Tensor) -> tuple:
         # The running product of momentum coefficients is part of the state.

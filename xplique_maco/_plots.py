@@ -11,8 +11,6 @@ import tensorflow as tf
 from . import _settings
 from ._io import atomic_write
 
-__all__ = ["to_uint8", "transparency_to_alpha", "save_image", "save_rgba", "plot_maco", "plot_maco_grid"]
-
 
 def _numpy(array) -> np.ndarray:
     return array.numpy() if isinstance(array, tf.Tensor) else np.asarray(array)

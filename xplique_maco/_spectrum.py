@@ -13,8 +13,6 @@ import tensorflow as tf
 
 from . import _settings
 
-__all__ = ["Spectrum", "natural_spectrum", "compute_spectrum", "load_spectrum"]
-
 _SHIPPED_FILE = "natural_spectrum.npz"
 
 

@@ -8,23 +8,36 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import _settings
+
 __all__ = ["target_confidence", "transferability", "plausibility", "spectrum_statistics"]
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def _model_inputs(images, model: keras.Model, values_range, model_values_range, size) -> tf.Tensor:
-    """Images rescaled to the model's value range and resized (with antialiasing) to its input."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    if images.shape.rank != 4:
-        raise ValueError(f"`images` must be a batch (N, H, W, C), received shape {tuple(images.shape)}.")
-    low, high = values_range
-    target_low, target_high = model_values_range
-    images = (images - low) / (high - low) * (target_high - target_low) + target_low
-    if size is None:
-        size = tuple(model.inputs[0].shape[1:3])
-        size = (224, 224) if None in size else size
-    return tf.image.resize(images, size, method="bilinear", antialias=True)
+def _preparer(values_range, model_values_range, input_size):
+    """Checks the shared arguments, then gives `prepare(images, model)`: the model's inputs.
+
+    `prepare` rescales images to the model's value range and resizes them (with antialiasing)
+    to `input_size`, else the model's input size, else the library's default size.
+    """
+    low, high = _settings.values_range(values_range)
+    target_low, target_high = _settings.values_range(model_values_range, "model_values_range")
+    if input_size is not None:
+        input_size = _settings.pair_of_ints("input_size", input_size)
+
+    def prepare(images, model: keras.Model) -> tf.Tensor:
+        images = tf.convert_to_tensor(images, tf.float32)
+        if images.shape.rank != 4:
+            raise ValueError(f"`images` must be a batch (N, H, W, C), received shape {tuple(images.shape)}.")
+        images = (images - low) / (high - low) * (target_high - target_low) + target_low
+        size = input_size
+        if size is None:
+            size = tuple(model.inputs[0].shape[1:3])
+            size = (_settings.DEFAULT_INPUT_SIZE,) * 2 if None in size else size
+        return tf.image.resize(images, size, method="bilinear", antialias=True)
+
+    return prepare
 
 
 def _class_indices(classes, count: int) -> np.ndarray:
@@ -50,7 +63,8 @@ def target_confidence(
         classes: The target class of each image.
         values_range: Range of `images`.
         model_values_range: Range the model expects.
-        input_size: Size images are resized to; defaults to the model's input (or 224).
+        input_size: Size images are resized to; defaults to the model's input size, or 224 x 224
+            when the model accepts any size.
 
     Returns:
         (N,) probabilities.
@@ -58,8 +72,9 @@ def target_confidence(
     Example:
     >>> target_confidence(model, images, [967, 1])
     """
+    prepare = _preparer(values_range, model_values_range, input_size)
     indices = _class_indices(classes, len(images))
-    logits = model(_model_inputs(images, model, values_range, model_values_range, input_size), training=False)
+    logits = model(prepare(images, model), training=False)
     probabilities = tf.nn.softmax(tf.cast(logits, tf.float32)).numpy()
     return probabilities[np.arange(len(indices)), indices]
 
@@ -85,12 +100,11 @@ def transferability(
     Example:
     >>> transferability(images, classes, {"mobilenet_v2": zoo.mobilenet_v2()})
     """
+    prepare = _preparer(values_range, model_values_range, input_size)
     indices = _class_indices(classes, len(images))
     results = {}
     for name, judge in judges.items():
-        logits = judge(
-            _model_inputs(images, judge, values_range, model_values_range, input_size), training=False
-        )
+        logits = judge(prepare(images, judge), training=False)
         ranking = np.argsort(-np.asarray(logits), axis=1)
         results[name] = {
             "top1": float(np.mean(ranking[:, 0] == indices)),
@@ -127,6 +141,7 @@ def plausibility(
     Returns:
         (N,) scores in [-2, 2].
     """
+    prepare = _preparer(values_range, model_values_range, input_size)
     indices = _class_indices(classes, len(images))
     real_indices = _class_indices(real_classes, len(real_images))
     missing = sorted(set(indices.tolist()) - set(real_indices.tolist()))
@@ -134,11 +149,11 @@ def plausibility(
         raise ValueError(
             f"No real image of classes {missing}: plausibility needs at least one per target class."
         )
+    if any(np.all(real_indices == target) for target in indices):
+        raise ValueError("Plausibility needs real images of at least one other class.")
 
     def embed(batch):
-        output = features(
-            _model_inputs(batch, features, values_range, model_values_range, input_size), training=False
-        )
+        output = features(prepare(batch, features), training=False)
         output = tf.reshape(tf.cast(output, tf.float32), (output.shape[0], -1, output.shape[-1]))
         return tf.math.l2_normalize(tf.reduce_mean(output, axis=1), axis=-1).numpy()
 
@@ -146,8 +161,6 @@ def plausibility(
     scores = []
     for row, target in zip(similarity, indices, strict=True):
         same, other = row[real_indices == target], row[real_indices != target]
-        if other.size == 0:
-            raise ValueError("Plausibility needs real images of at least one other class.")
         scores.append(same.mean() - other.mean())
     return np.array(scores)
 
@@ -176,7 +189,7 @@ def spectrum_statistics(images, values_range=(0.0, 1.0)) -> dict[str, np.ndarray
         batch = batch[None]
     if batch.ndim != 4 or batch.shape[-1] not in (1, 3):
         raise ValueError(f"`images` must be (N, H, W, C) with C in (1, 3), received shape {batch.shape}.")
-    low, high = values_range
+    low, high = _settings.values_range(values_range)
     batch = (batch - low) / (high - low)
     luma = batch[..., 0] if batch.shape[-1] == 1 else batch @ _LUMA
     height, width = luma.shape[1:]
