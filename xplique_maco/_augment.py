@@ -35,6 +35,17 @@ def _stream(item_seed: tf.Tensor, step: tf.Tensor, purpose: int) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(seed, purpose, alg="philox")
 
 
+def _per_item(item_seeds: tf.Tensor, draw) -> tf.Tensor:
+    """The draws of all items, item after item along the first axis: (N * rows, ...).
+
+    `draw(seed)` gives one item's rows from that item's seed. A loop in the graph (not one
+    draw per item written into it) keeps the traced step the same size for any number of
+    items, and gives each item the same numbers as drawing it alone.
+    """
+    draws = tf.map_fn(draw, item_seeds, fn_output_signature=tf.float32)
+    return tf.reshape(draws, (-1, *draws.shape[2:]))
+
+
 def _axis_taps(start: tf.Tensor, length: tf.Tensor, size: int, samples: int, wrap: bool):
     """Bilinear taps along one axis: for each box, `samples` points spread over [start, start + length).
 
@@ -126,14 +137,11 @@ def _crop_boxes(item_seeds, step, nb_crops, crop_range, crop_extent, wrap):
     position is uniform over the whole periodic image with `wrap` (every pixel is then covered
     equally often), else uniform with the box inside the image (the border is covered less).
     """
-    draws = tf.concat(
-        [
-            tf.random.stateless_uniform(
-                (nb_crops, 3), seed=_stream(item_seeds[item], step, _BOXES), alg=_ALGORITHM
-            )
-            for item in range(item_seeds.shape[0])
-        ],
-        axis=0,
+    draws = _per_item(
+        item_seeds,
+        lambda seed: tf.random.stateless_uniform(
+            (nb_crops, 3), seed=_stream(seed, step, _BOXES), alg=_ALGORITHM
+        ),
     )
     scale = crop_range[0] + (crop_range[1] - crop_range[0]) * draws[:, 0]
     height = scale * crop_extent[0]
@@ -180,18 +188,11 @@ def _blurred(images: tf.Tensor, factor: float, wrap: bool) -> tf.Tensor:
 def _compiled_noise(item_seeds, step, shape):
     """Uniform noise of unit standard deviation, (N * K, h, w, C), drawn per item."""
     half_width = 3.0**0.5
-    return tf.concat(
-        [
-            tf.random.stateless_uniform(
-                shape,
-                seed=_stream(item_seeds[item], step, _NOISE),
-                minval=-half_width,
-                maxval=half_width,
-                alg=_ALGORITHM,
-            )
-            for item in range(item_seeds.shape[0])
-        ],
-        axis=0,
+    return _per_item(
+        item_seeds,
+        lambda seed: tf.random.stateless_uniform(
+            shape, seed=_stream(seed, step, _NOISE), minval=-half_width, maxval=half_width, alg=_ALGORITHM
+        ),
     )
 
 

@@ -81,12 +81,12 @@ def decorrelated_to_image(
 
 
 def _per_item(item_seeds: tf.Tensor, draw) -> tf.Tensor:
-    """Stacks one draw per item, each from its own seed (so items do not depend on each other)."""
-    return tf.stack(
-        [
-            draw(tf.random.experimental.stateless_fold_in(seed, -1, alg="philox"))
-            for seed in tf.unstack(item_seeds)
-        ]
+    """Stacks one draw per item, each from its own seed (so items do not depend on each other);
+    a loop, not one draw per item, so a graph that holds it stays the same size for any count."""
+    return tf.map_fn(
+        lambda seed: draw(tf.random.experimental.stateless_fold_in(seed, -1, alg="philox")),
+        item_seeds,
+        fn_output_signature=tf.float32,
     )
 
 
