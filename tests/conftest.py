@@ -1,34 +1,12 @@
-"""Tiny models shared by the tests: dense, token and convolutional outputs, several channel counts."""
+"""Fixtures shared by the tests: tiny models (built in helpers.py), inputs, a saved model file."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-
-def conv_classifier(channels: int = 3, size: int = 32, name: str = "tiny_cnn") -> keras.Model:
-    """Conv -> conv -> pooled logits, with fixed random weights."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((size, size, channels), name="image")
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv2")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(10, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def token_model(size: int = 32) -> keras.Model:
-    """A ViT-like stem: patches -> tokens (N, T, D) -> dense mixing -> pooled logits."""
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Conv2D(12, 8, strides=8, name="patchify")(inputs)
-    x = keras.layers.Reshape(((size // 8) ** 2, 12), name="tokens")(x)
-    x = keras.layers.Dense(12, activation="gelu", name="mlp")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    outputs = keras.layers.Dense(5, name="logits")(x)
-    return keras.Model(inputs, outputs, name="tiny_vit")
+from helpers import conv_classifier, token_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +22,17 @@ def other_model():
 @pytest.fixture(scope="session")
 def tokens():
     return token_model()
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """Three random 32 x 32 RGB images in [0, 1], the tiny models' input size."""
+    return np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """conv_classifier() saved as a .keras file, for the command line."""
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    conv_classifier().save(path)
+    return path

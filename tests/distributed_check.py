@@ -13,7 +13,7 @@ cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import numpy as np  # noqa: E402
-from conftest import conv_classifier  # noqa: E402
+from helpers import CHUNKED, LINEAR, conv_classifier  # noqa: E402
 
 from xplique_maco import History, Neuron, maco  # noqa: E402
 from xplique_maco._engine import trace_count  # noqa: E402
@@ -22,17 +22,8 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = conv_classifier()
 # Replicas run other batch sizes than one device, so the model's arithmetic may round differently;
-# plain SGD keeps that at rounding level where Nadam can grow it (see LINEAR in test_scale.py).
-settings = dict(
-    nb_steps=6,
-    image_shape=(40, 40),
-    nb_crops=2,
-    crop_size=(0.5, 1.0),
-    seed=4,
-    verbose=0,
-    optimizer="sgd",
-    learning_rate=30.0,
-)
+# plain SGD keeps that at rounding level where Nadam can grow it (see LINEAR in helpers.py).
+settings = {**CHUNKED, "nb_steps": 6, "seed": 4, **LINEAR}
 objective = Neuron(model, "logits", [0, 1, 2, 3, 4])
 single, single_masks = maco(objective, **settings)
 history = History()

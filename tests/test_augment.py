@@ -1,8 +1,9 @@
-"""Crops: exact adjoint gradient, deterministic, seeded per item."""
+"""Crops: exact adjoint gradient, deterministic, seeded per item, wrapped around a periodic image."""
 
 import numpy as np
 import tensorflow as tf
 
+from xplique_maco import Layer, maco
 from xplique_maco._augment import blur_factors, crop_and_resize, crop_plan
 
 
@@ -86,3 +87,25 @@ def test_no_blurred_copy_when_the_image_is_not_larger_than_the_model_input():
     assert blur_factors((256, 256), (224, 224)) == ()
     assert blur_factors((512, 512), (224, 224)) == (1.5, 2.0)
     assert blur_factors((1280, 640), (224, 224)) == (1.5, 2.0)  # the width limits the largest box
+
+
+def test_wrapped_crops_look_at_the_border_as_much_as_at_the_centre(model):
+    def border_over_centre(wrap_crops):
+        _, transparency = maco(
+            Layer(model, "conv1"),
+            nb_steps=12,
+            image_shape=(64, 64),
+            nb_crops=8,
+            crop_size=(0.3, 0.5),
+            wrap_crops=wrap_crops,
+            seed=1,
+            verbose=0,
+        )
+        mask = transparency[0, :, :, 0].numpy()
+        border = np.concatenate(
+            [mask[:4].ravel(), mask[-4:].ravel(), mask[:, :4].ravel(), mask[:, -4:].ravel()]
+        )
+        return border.mean() / mask[24:40, 24:40].mean()
+
+    assert border_over_centre(True) > 0.6  # the image is periodic: every pixel is equally often seen
+    assert border_over_centre(False) < 0.3  # crops inside the image rarely reach its border

@@ -5,9 +5,13 @@ import os
 import subprocess
 import sys
 
+import keras
+import pytest
+from helpers import SMALL_RENDER, read_png
+
 from xplique_maco import maco
 from xplique_maco.atlas import render_atlas
-from xplique_maco.cli import ATLAS, MACO
+from xplique_maco.cli import ATLAS, MACO, main
 
 
 def _run(*code_or_args: str, environment: dict | None = None) -> subprocess.CompletedProcess:
@@ -60,3 +64,96 @@ def test_tensorflow_start_up_lines_are_off_unless_asked(tmp_path):
     chosen = _run(*args, environment={"TF_CPP_MIN_LOG_LEVEL": "0"})
     assert chosen.returncode == 2
     assert "No model file" in chosen.stderr
+
+
+# ---- the render command's own work: loading models safely, arguments, folders (moved here) ----
+
+
+def test_models_load_in_safe_mode_unless_asked(tmp_path, capsys):
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0, name="double")(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(outputs)).save(path)
+    args = [
+        "render",
+        str(path),
+        "--layer",
+        "conv",
+        "--indices",
+        "0",
+        "--output",
+        str(tmp_path / "out"),
+    ] + SMALL_RENDER
+    assert main(args) == 2
+    assert "--unsafe-model-loading" in capsys.readouterr().err
+    assert main(args + ["--unsafe-model-loading"]) == 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--layer": ["logitz"]}, "Layer 'logitz' not found in model"),
+        ({"--indices": ["5:12"]}, "out of range for layer 'logits' with 10 units"),
+        ({"--indices": ["0-3"]}, "Cannot read indices '0-3'"),
+        ({"--shard": ["2/2"]}, "'I/N' with 0 <= I < N"),
+        ({"--values-range": ["1", "0"]}, "--values-range must satisfy low < high"),
+    ],
+)
+def test_bad_arguments_fail_before_rendering(model_file, tmp_path, capsys, change, message):
+    options = {"--layer": ["logits"], "--indices": ["0:2"], "--output": [str(tmp_path / "out")], **change}
+    args = ["render", str(model_file)] + [
+        item for flag, values in options.items() for item in [flag, *values]
+    ]
+    assert main(args + SMALL_RENDER) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_unwritable_folder_and_non_model_file(model_file, tmp_path, capsys):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    assert (
+        main(
+            ["render", str(model_file), "--layer", "logits", "--indices", "0", "--output", str(blocked / "x")]
+            + SMALL_RENDER
+        )
+        == 2
+    )
+    assert "Cannot write to the output folder" in capsys.readouterr().err
+    fake = tmp_path / "fake.keras"
+    fake.write_bytes(b"not a zip archive")
+    assert main(["render", str(fake), "--layer", "x", "--indices", "0", "--output", str(tmp_path / "o")]) == 2
+    assert "Cannot load" in capsys.readouterr().err
+
+
+# ---- the demo command (moved here) ----
+
+
+@pytest.mark.slow
+def test_demo_writes_images_and_a_grid(tmp_path, capsys):
+    code = main(
+        [
+            "demo",
+            "--classes",
+            "espresso",
+            "1",
+            "--steps",
+            "2",
+            "--image-size",
+            "64",
+            "--crops",
+            "1",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    assert read_png(tmp_path / "967_espresso_rgba.png").shape == (64, 64, 4)
+    assert read_png(tmp_path / "001_goldfish.png").shape == (64, 64, 3)
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+    assert "grid.png" in capsys.readouterr().out
+
+
+def test_demo_rejects_unknown_class(tmp_path, capsys):
+    assert main(["demo", "--classes", "expresso", "--output", str(tmp_path)]) == 2
+    assert "No class named 'expresso'" in capsys.readouterr().err

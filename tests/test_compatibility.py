@@ -38,6 +38,8 @@ ARCHITECTURES = [
 def cases():
     for name, size, values_range, light in ARCHITECTURES:
         marks = [] if light else [pytest.mark.heavy]
+        if name == "VGG16":  # 12 to 15 s per case on 2 CPUs; MobileNetV3Small's take 7 to 8 s
+            marks.append(pytest.mark.slow)
         yield pytest.param(name, size, values_range, id=name, marks=marks)
 
 
@@ -73,6 +75,7 @@ def test_a_channel_inside_the_application_rises(name, size, values_range):
     rises(Channel(model, middle_layer(model).name, [1, 4]), size, values_range)
 
 
+@pytest.mark.slow
 def test_the_flatten_head_of_vgg16_rises_with_the_default_crops():
     model = application("VGG16", 64, include_top=True)
     assert Neuron(model, -1, 0).fixed_layout == "Neuron(predictions, 0) reads positions through 'flatten'"
@@ -104,6 +107,7 @@ def test_flatten_heads_are_found_and_pooled_heads_are_not():
     assert position_tied(Neuron(wrapped, -1, 0).taps[0]) == f"{vgg.name}/flatten"
 
 
+@pytest.mark.slow
 def test_a_keras_hub_vision_transformer_tokens_and_logits_rise():
     keras_hub = pytest.importorskip("keras_hub")
     keras.utils.set_random_seed(0)

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
     here = Path(__file__).parent
     environment = {

@@ -1,32 +1,18 @@
 """Finding layers in the models users bring: nested models, Sequential wrappers, shared layers."""
 
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ONE_STEP, BatchSizes, assert_refused
 
 from xplique_maco import Channel, Direction, History, Layer, Neuron, evaluate, maco
 from xplique_maco._model import feature_model
 
-FAST = dict(image_shape=(32, 32), nb_crops=2, crop_size=(0.6, 1.0), verbose=0, seed=0)
-
-
-class Calls(keras.layers.Layer):
-    """Identity that counts how many times it is traced or run (a Python side effect)."""
-
-    def __init__(self, counter, **kwargs):
-        super().__init__(**kwargs)
-        self.count = counter.append  # not the list itself: Keras would track a copy of it
-
-    def call(self, inputs):
-        self.count(1)
-        return inputs
+# Renders in this module: a few steps of 32 x 32 images, two large crops.
+RUN = dict(image_shape=(32, 32), nb_crops=2, crop_size=(0.6, 1.0), verbose=0, seed=0)
 
 
 def base_model(counter=None, name="base") -> keras.Model:
@@ -35,7 +21,7 @@ def base_model(counter=None, name="base") -> keras.Model:
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(8, 3, activation="relu", name="stem")(inputs)
     if counter is not None:
-        x = Calls(counter, name="calls")(x)
+        x = BatchSizes(counter, name="calls")(x)
     x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="block")(x)
     return keras.Model(inputs, keras.layers.Conv2D(16, 3, activation="relu", name="top")(x), name=name)
 
@@ -49,7 +35,7 @@ def head(base: keras.Model) -> keras.Model:
 
 def rises(objective, steps: int = 10) -> bool:
     history = History()
-    maco(objective, nb_steps=steps, callbacks=[history], **FAST)
+    maco(objective, nb_steps=steps, callbacks=[history], **RUN)
     values = history.values.mean(axis=1)
     return values[-3:].mean() > values[:3].mean()
 
@@ -223,19 +209,6 @@ def test_a_softmax_or_sigmoid_at_the_target_warns_and_says_how_to_read_logits():
         Neuron(softmax_layer, "logits", 1)  # logits: no warning
 
 
-def test_another_keras_backend_is_refused_at_import_with_the_fix():  # of any public name
-    script = (
-        "import keras\n"
-        "keras.config.backend = lambda: 'jax'  # as if KERAS_BACKEND=jax had been set\n"
-        "from xplique_maco import maco\n"
-    )
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
-    assert result.returncode != 0
-    assert "ImportError: xplique_maco needs Keras with its TensorFlow backend" in result.stderr
-    assert "running on the 'jax' backend" in result.stderr and "KERAS_BACKEND=tensorflow" in result.stderr
-
-
 @pytest.mark.parametrize(
     "fold, tied",
     [
@@ -256,3 +229,151 @@ def test_only_folding_positions_into_features_ties_a_layer_to_positions(fold, ti
     excited = keras.layers.Reshape((1, 1, 3))(pooled)  # squeeze-and-excite style: no positions
     model = keras.Model(inputs, keras.layers.Flatten(name="out")(excited))
     assert (Neuron(model, "out", 0).fixed_layout is not None) == tied
+
+
+def test_layers_found_by_index(model):
+    assert Neuron(model, -1, 0).layer_names == ("logits",)
+    assert Layer(model, 1).layer_names == ("conv1",)  # index 0 is the InputLayer of a functional model
+
+
+def test_one_feature_model_outputs_each_layer_once(model):
+    objective = Channel(model, "conv2", 1) + Channel(model, "conv2", 3) + Neuron(model, "logits", 2)
+    assert objective.layer_names == ("conv2", "logits")
+    extractor = feature_model(model, objective.taps)
+    assert len(extractor.outputs) == 2
+    assert feature_model(model, objective.taps) is extractor
+
+
+def test_unsupported_output_rank_is_refused():
+    inputs = keras.Input((8, 8, 3))
+    volume = keras.layers.Reshape((2, 4, 8, 3), name="volume")(inputs)
+    model = keras.Model(inputs, volume)
+    with pytest.raises(
+        ValueError, match=r"outputs shape \(None, 2, 4, 8, 3\) \(rank 5\), which is not supported"
+    ):
+        Layer(model, "volume")
+
+
+def two_input_model():
+    a, b = keras.Input((8, 8, 3)), keras.Input((4,))
+    return keras.Model(
+        [a, b], keras.layers.Dense(2, name="out")(keras.layers.Concatenate()([keras.layers.Flatten()(a), b]))
+    )
+
+
+def vector_model():
+    inputs = keras.Input((10,))
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(inputs))
+
+
+def channels_first_model():
+    inputs = keras.Input((3, 32, 32))
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(inputs)))
+
+
+def integer_input():
+    inputs = keras.Input((16, 16, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    return keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(x), name="uint8_model")
+
+
+def rendering(build):
+    """maco, one step, on unit 0 of layer 'out' of the model `build()` makes."""
+    return lambda m: maco(Neuron(build(), "out", 0), nb_steps=1)
+
+
+# (bad call, on the tiny classifier or on a model of its own, error type, words the message must contain)
+ERRORS = [
+    pytest.param(
+        lambda m: Neuron(object(), 0, 0), TypeError, "Expected a keras.Model", id="model of wrong type"
+    ),
+    pytest.param(
+        lambda m: Neuron("not a model", "logits", 1),
+        TypeError,
+        "Expected a keras.Model, received str",
+        id="model a string",
+    ),
+    pytest.param(
+        lambda m: Neuron(m, ["logits"], 0),
+        TypeError,
+        "`layer` must be a layer name",
+        id="layer of wrong type",
+    ),
+    pytest.param(
+        lambda m: Channel(m, 2.0, 1),
+        TypeError,
+        "`layer` must be a layer name or path (str), an index (int), a keras layer or a symbolic tensor",
+        id="layer a float",
+    ),
+    pytest.param(lambda m: Neuron(m, "logit", 0), ValueError, "Did you mean 'logits'", id="unknown layer"),
+    pytest.param(
+        lambda m: Channel(m, "conv3", 1),
+        ValueError,
+        "Layer 'conv3' not found in model 'tiny_cnn'. Did you mean 'conv2' or 'conv1'",
+        id="unknown layer, two suggestions",
+    ),
+    pytest.param(lambda m: Neuron(m, 99, 0), ValueError, "accepted: -5 to 4", id="layer index too large"),
+    pytest.param(
+        lambda m: Channel(m, 7, 1),
+        ValueError,
+        "Layer index 7 is out of range for model 'tiny_cnn' with 5 layers",
+        id="layer index 7",
+    ),
+    pytest.param(
+        lambda m: Layer(
+            keras.Model(i := keras.Input((4, 4, 3)), keras.layers.Reshape((2, 2, 4, 3), name="r")(i)), "r"
+        ),
+        ValueError,
+        "rank 5",
+        id="unsupported rank",
+    ),
+    pytest.param(
+        lambda m: maco(
+            Neuron(
+                keras.Model(
+                    [a := keras.Input((8, 8, 3)), b := keras.Input((8, 8, 3))],
+                    keras.layers.Add(name="s")([a, b]),
+                ),
+                "s",
+                0,
+            )
+        ),
+        ValueError,
+        "has 2 inputs",
+        id="several inputs",
+    ),
+    pytest.param(
+        rendering(two_input_model),
+        ValueError,
+        "has 2 inputs; MACO needs a model with a single image input",
+        id="an image and a vector input",
+    ),
+    pytest.param(
+        rendering(vector_model),
+        ValueError,
+        "takes input of shape (None, 10), which is not an image",
+        id="vector input",
+    ),
+    pytest.param(
+        lambda m: maco(
+            Neuron(keras.Model(c := keras.Input((3, 16, 16)), keras.layers.Conv2D(2, 1, name="k")(c)), "k", 0)
+        ),
+        ValueError,
+        "channels-first",
+        id="channels-first input",
+    ),
+    pytest.param(
+        rendering(channels_first_model), ValueError, "looks channels-first", id="channels-first dense"
+    ),
+    pytest.param(
+        lambda m: maco(Neuron(integer_input(), "conv", 0), **ONE_STEP),
+        ValueError,
+        "takes uint8 input",
+        id="uint8 input",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, message", ERRORS)
+def test_bad_input_gets_a_clear_error_before_any_computation(model, call, error, message):
+    assert_refused(lambda: call(model), error, message)

@@ -8,6 +8,9 @@ import struct
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import assert_refused
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from skimage import data
 
 from xplique_maco import Neuron, maco
@@ -85,6 +88,7 @@ def test_class_names_lookup():
         classes.index("expresso")
 
 
+@pytest.mark.slow
 def test_maco_on_a_real_network_gives_its_class(efficientnet):
     classes = imagenet_classes()
     index = classes.index("espresso")
@@ -100,11 +104,17 @@ def test_maco_on_a_real_network_gives_its_class(efficientnet):
     assert float(tf.reduce_min(transparencies)) >= 0
 
 
+# The start of a legacy (non-zip) PyTorch file: magic number, protocol version, system info.
+TORCH_HEADER = b"".join(
+    pickle.dumps(value, protocol=2)
+    for value in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True})
+)
+
+
 def legacy_file(payload_object, storages=b"") -> bytes:
     """A legacy torch file whose main pickle is `payload_object` (with our own reduce hooks)."""
     stream = io.BytesIO()
-    for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
-        pickle.dump(header, stream, protocol=2)
+    stream.write(TORCH_HEADER)
     pickle.dump(payload_object, stream, protocol=2)
     pickle.dump([], stream, protocol=2)
     stream.write(storages)
@@ -149,12 +159,8 @@ def hand_made_file(shape, stride, offset=0, numel=4, storage_bytes=None, build=b
         storage_ref, _int(offset), _tuple(*map(_int, shape)), _tuple(*map(_int, stride)), b"\x89", hooks
     )
     body = b"\x80\x02ccollections\nOrderedDict\n)R" + _text("w") + rebuild + arguments + b"Rs."
-    header = b"".join(
-        pickle.dumps(value, protocol=2)
-        for value in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True})
-    )
     data = storage_bytes if storage_bytes is not None else b"\x00" * (4 * numel)
-    return header + body + pickle.dumps(["0"], protocol=2) + struct.pack("<q", numel) + data
+    return TORCH_HEADER + body + pickle.dumps(["0"], protocol=2) + struct.pack("<q", numel) + data
 
 
 @pytest.mark.parametrize(
@@ -224,3 +230,56 @@ def test_missing_weights_package_names_the_package():
         ValueError, match="Unknown zoo model 'resnet'. Accepted: efficientnet_lite0, mobilenet_v2, vgg16_conv"
     ):
         load_model("resnet")
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2000), st.booleans())
+def test_weight_reader_refuses_random_bytes(tmp_path, payload, with_header):
+    path = tmp_path / "random.pth"
+    path.write_bytes((TORCH_HEADER if with_header else b"") + payload)
+    try:
+        read_torch_weights(path)
+    except ValueError:
+        pass  # UnsafeWeightsError is a ValueError too
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_weight_reader_survives_mutations_of_a_real_file(tmp_path, data):
+    buffer = io.BytesIO()
+    buffer.write(TORCH_HEADER)
+    body = (
+        b"\x80\x02ccollections\nOrderedDict\n)RX\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n"
+        b"((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\x04\x00\x00\x00tQ"
+        b"J\x00\x00\x00\x00(J\x02\x00\x00\x00J\x02\x00\x00\x00t(J\x02\x00\x00\x00J\x01\x00\x00\x00t\x89"
+        b"ccollections\nOrderedDict\n)RtRs."
+    )
+    buffer.write(body + pickle.dumps(["0"], protocol=2) + struct.pack("<q", 4) + b"\x00" * 16)
+    original = bytearray(buffer.getvalue())
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(original) - 1))
+        original[position] = data.draw(st.integers(0, 255))
+    path = tmp_path / "mutated.pth"
+    path.write_bytes(bytes(original))
+    try:
+        weights = read_torch_weights(path)
+    except ValueError:
+        return
+    for array in weights.values():  # whatever reads must be a sane array inside the file's data
+        assert isinstance(array, np.ndarray) and array.size <= 4
+
+
+# (bad call, error type, words the message must contain)
+ERRORS = [
+    pytest.param(
+        lambda: load_model("vgg19"),
+        ValueError,
+        "Accepted: efficientnet_lite0, mobilenet_v2, vgg16_conv",
+        id="unknown zoo model",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, message", ERRORS)
+def test_bad_input_gets_a_clear_error_before_any_computation(call, error, message):
+    assert_refused(call, error, message)

@@ -1,4 +1,4 @@
-"""Metrics measure what they claim; the Fourier baseline keeps the maco contract."""
+"""Metrics measure what they claim: spectrum statistics, confidence, transferability, plausibility."""
 
 import keras
 import numpy as np
@@ -6,11 +6,7 @@ import pytest
 import tensorflow as tf
 from skimage import data
 
-from xplique_maco import History, Neuron, evaluate, fourier, maco
-from xplique_maco._engine import trace_count
 from xplique_maco.metrics import plausibility, spectrum_statistics, target_confidence, transferability
-
-FAST = dict(nb_steps=30, image_shape=(48, 48), nb_crops=4, seed=0, verbose=0)
 
 
 def test_spectrum_statistics_tell_noise_from_photos():
@@ -60,37 +56,3 @@ def test_plausibility_prefers_the_matching_class():
     assert plausibility(colours, reddish, [1], real, [0, 0, 1])[0] < -0.5
     with pytest.raises(ValueError, match="No real image of classes \\[2\\]"):
         plausibility(colours, reddish, [2], real, [0, 0, 1])
-
-
-def test_fourier_baseline_keeps_the_contract_and_rises(model):
-    history = History()
-    objective = Neuron(model, "logits", [2, 6])
-    images, transparencies = fourier(objective, callbacks=[history], **FAST)
-    assert images.shape == (2, 48, 48, 3) and transparencies.shape == (2, 48, 48, 1)
-    assert float(tf.reduce_min(images)) >= 0 and float(tf.reduce_max(images)) <= 1
-    assert (history.values[-5:].mean(axis=0) > history.values[:5].mean(axis=0)).all()
-    again, _ = fourier(objective, **FAST)
-    np.testing.assert_array_equal(images.numpy(), again.numpy())
-
-
-def test_fourier_changes_magnitudes_where_maco_keeps_them(model):
-    objective = Neuron(model, "logits", 3)
-
-    def high_frequency_share(render, steps):
-        images, _ = render(objective, **{**FAST, "nb_steps": steps})
-        return spectrum_statistics(images)["high_frequency_share"][0]
-
-    # MACO's spectrum is the natural one whatever the optimisation does; Fourier's drifts far.
-    assert abs(np.log(high_frequency_share(maco, 30) / high_frequency_share(maco, 1))) < 0.5
-    assert abs(np.log(high_frequency_share(fourier, 30) / high_frequency_share(fourier, 1))) > 1.0
-
-
-def test_fourier_and_maco_use_separate_compiled_steps(model):
-    objective = Neuron(model, "logits", 1)
-    maco(objective, **FAST)
-    fourier(objective, **FAST)
-    traced = trace_count()
-    maco(Neuron(model, "logits", 4), **FAST)
-    fourier(Neuron(model, "logits", 4), **FAST)
-    assert trace_count() == traced
-    assert evaluate(objective, tf.zeros((1, 32, 32, 3))).shape == (1,)

@@ -1,8 +1,10 @@
-"""Files a user keeps: PNGs with the transparency as alpha, and the demo command."""
+"""Seeing and keeping results: PNGs with the transparency as alpha, plots, display contrast."""
+
+import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import assert_refused, read_png
 
 from xplique_maco._plots import (
     plot_maco,
@@ -12,11 +14,6 @@ from xplique_maco._plots import (
     to_uint8,
     transparency_to_alpha,
 )
-from xplique_maco.cli import main
-
-
-def read_png(path):
-    return tf.io.decode_png(tf.io.read_file(str(path)), channels=0).numpy()
 
 
 def test_rgba_png_carries_the_transparency_as_alpha(tmp_path):
@@ -61,35 +58,6 @@ def test_plots_return_axes_and_figures():
         plot_maco_grid(images, masks, titles=["a", "b"])
 
 
-def test_demo_writes_images_and_a_grid(tmp_path, capsys):
-    code = main(
-        [
-            "demo",
-            "--classes",
-            "espresso",
-            "1",
-            "--steps",
-            "2",
-            "--image-size",
-            "64",
-            "--crops",
-            "1",
-            "--output",
-            str(tmp_path),
-        ]
-    )
-    assert code == 0
-    assert read_png(tmp_path / "967_espresso_rgba.png").shape == (64, 64, 4)
-    assert read_png(tmp_path / "001_goldfish.png").shape == (64, 64, 3)
-    assert (tmp_path / "grid.png").stat().st_size > 1000
-    assert "grid.png" in capsys.readouterr().out
-
-
-def test_demo_rejects_unknown_class(tmp_path, capsys):
-    assert main(["demo", "--classes", "expresso", "--output", str(tmp_path)]) == 2
-    assert "No class named 'expresso'" in capsys.readouterr().err
-
-
 def test_display_contrast_is_robust_and_optional():
     import matplotlib
 
@@ -100,3 +68,31 @@ def test_display_contrast_is_robust_and_optional():
     assert shown.min() == 0.0 and shown.max() == 1.0 and np.median(shown) > 0.3
     raw = plot_maco(image, contrast=None).get_images()[0].get_array()
     np.testing.assert_allclose(raw, to_uint8(image) / 255.0)
+
+
+def test_plot_errors_and_file_modes(tmp_path):
+    with pytest.raises(ValueError, match="does not match image shape"):
+        plot_maco(np.zeros((8, 8, 3)), np.zeros((4, 4, 1)))
+    axes = plot_maco(np.zeros((2, 8, 8, 3)), np.ones((2, 8, 8, 1)))  # a batch: one axes per image
+    assert len(axes) == 2 and axes[1].get_images()[0].get_array().shape == (8, 8, 4)
+    path = save_image(tmp_path / "x.png", np.zeros((4, 4, 3)))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# (bad call, error type, words the message must contain)
+ERRORS = [
+    pytest.param(lambda: to_uint8(np.zeros(3), (1, 1)), ValueError, "low < high", id="to_uint8 bad range"),
+    pytest.param(
+        lambda: save_rgba("/tmp/x.png", np.zeros((4, 4, 3)), np.zeros((5, 5, 1))),
+        ValueError,
+        "does not match",
+        id="rgba wrong mask shape",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, message", ERRORS)
+def test_bad_input_gets_a_clear_error_before_any_computation(call, error, message):
+    assert_refused(call, error, message)

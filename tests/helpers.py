@@ -1,0 +1,126 @@
+"""What several test modules share: tiny models, run settings, and the check of the bad-input tables.
+
+Fixtures built from these live in conftest.py; test modules import the plain functions from here.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from xplique_maco._engine import trace_count
+
+# ---- run settings: a step takes milliseconds; tests add nb_steps and seed as they need ----
+
+# 48 x 48 images, 4 crops: enough for an objective to rise in 30 steps.
+RISE = dict(image_shape=(48, 48), nb_crops=4, crop_size=(0.5, 0.9))
+# One or two steps of one crop: for runs that must only start (or fail before starting).
+ONE_STEP = dict(nb_steps=1, image_shape=(32, 32), nb_crops=1, verbose=0)
+TWO_STEPS = dict(nb_steps=2, image_shape=(32, 32), nb_crops=1, verbose=0, seed=0)
+# Two large crops of 40 x 40 images: for comparing chunks, subsets and passes with the whole batch.
+CHUNKED = dict(image_shape=(40, 40), nb_crops=2, crop_size=(0.5, 1.0), seed=3, verbose=0)
+# Thirty steps at the default crop sizes: for comparing maco with the Fourier baseline.
+BASELINE = dict(nb_steps=30, image_shape=(48, 48), nb_crops=4, seed=0, verbose=0)
+# For comparing runs whose gradients are summed in a different order (other model passes): with
+# plain SGD the images move by the gradient, so they differ by rounding only. Nadam divides each
+# phase's gradient by its size, and most phase gradients are about its epsilon (1e-7): a ReLU input
+# that rounding puts on the other side of 0 changes them by as much, and Nadam made differences of
+# 1e-3 to 0.18 from that for 2% of random weights (4 steps). SGD at 30 moves the images about
+# half as far as Nadam's (1, 0.1) in 4 steps.
+LINEAR = dict(optimizer="sgd", learning_rate=30.0)
+
+
+# ---- tiny models ----
+
+
+def conv_classifier(channels: int = 3, size: int = 32, name: str = "tiny_cnn") -> keras.Model:
+    """Conv -> conv -> pooled logits, with fixed random weights."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, channels), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(10, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def token_model(size: int = 32) -> keras.Model:
+    """A ViT-like stem: patches -> tokens (N, T, D) -> dense mixing -> pooled logits."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Conv2D(12, 8, strides=8, name="patchify")(inputs)
+    x = keras.layers.Reshape(((size // 8) ** 2, 12), name="tokens")(x)
+    x = keras.layers.Dense(12, activation="gelu", name="mlp")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = keras.layers.Dense(5, name="logits")(x)
+    return keras.Model(inputs, outputs, name="tiny_vit")
+
+
+def fully_convolutional() -> keras.Model:
+    """One convolution on inputs of any size (unseeded weights: for shape and error checks)."""
+    inputs = keras.Input((None, None, 3))
+    return keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv")(inputs), name="fcn")
+
+
+class BatchSizes(keras.layers.Layer):
+    """Identity that notes the batch size of every call: each trace or eager run (a Python side effect)."""
+
+    def __init__(self, seen, **kwargs):
+        super().__init__(**kwargs)
+        self.note = seen.append  # not the list itself: Keras would track a copy of it
+
+    def call(self, inputs):
+        self.note(inputs.shape[0])
+        return inputs
+
+
+def watched_model(seen: list) -> keras.Model:
+    """A small classifier whose input passes through BatchSizes(seen): the model passes show."""
+    keras.utils.set_random_seed(0)  # the same weights whatever ran before, as conv_classifier's
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(8, 3, activation="relu")(BatchSizes(seen)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(features)))
+
+
+# ---- reading results ----
+
+
+def at_input_size(images, size=32):
+    """Rendered images resized to the tiny models' input, to evaluate the whole image."""
+    return tf.image.resize(images, (size, size), antialias=True)
+
+
+def activations(model: keras.Model, layer: str, inputs) -> np.ndarray:
+    """The output of `model`'s layer `layer` on `inputs`, computed by Keras directly."""
+    return keras.Model(model.inputs[0], model.get_layer(layer).output)(inputs).numpy()
+
+
+def read_png(path) -> np.ndarray:
+    return tf.io.decode_png(tf.io.read_file(str(path)), channels=0).numpy()
+
+
+def manifest_entries(folder: Path) -> list[dict]:
+    """Every line of every manifest (one per shard) of a render folder."""
+    lines = []
+    for manifest in sorted(folder.glob("manifest*.jsonl")):
+        lines += [json.loads(line) for line in manifest.read_text().splitlines()]
+    return lines
+
+
+# The `render` command's options for a few fast steps on conftest's `model_file`.
+SMALL_RENDER = ["--steps", "3", "--image-size", "40", "--crops", "2", "--model-input-size", "32", "32"]
+
+
+# ---- the bad-input tables ----
+
+
+def assert_refused(call, error: type[BaseException], message: str) -> None:
+    """`call()` raises `error` with `message` in its text, before any MACO step is traced."""
+    traced = trace_count()
+    with pytest.raises(error) as raised:
+        call()
+    assert message in str(raised.value), str(raised.value)
+    assert trace_count() == traced, "traced before failing"
