@@ -109,3 +109,32 @@ def test_wrapped_crops_look_at_the_border_as_much_as_at_the_centre(model):
 
     assert border_over_centre(True) > 0.6  # the image is periodic: every pixel is equally often seen
     assert border_over_centre(False) < 0.3  # crops inside the image rarely reach its border
+
+
+def _graph_size(function, *specs) -> int:
+    """Nodes of the traced graph of `function`, those of the functions it calls included."""
+    graph = tf.function(function).get_concrete_function(*specs).graph.as_graph_def()
+    return len(graph.node) + sum(len(called.node_def) for called in graph.library.function)
+
+
+def test_the_traced_crops_do_not_grow_with_the_number_of_items():
+    def plan(images, seeds):
+        return crop_plan(images, seeds, tf.constant(3), 4, (0.3, 1.0), (1.0, 1.0), (16, 16), 0.05)
+
+    def sizes(count):
+        images = tf.TensorSpec((count, 40, 40, 3), tf.float32)
+        return _graph_size(plan, images, tf.TensorSpec((count, 2), tf.int64))
+
+    assert sizes(64) == sizes(4)
+
+
+def test_the_initial_phases_do_not_grow_with_the_number_of_items():
+    from xplique_maco._parametrization import FourierBaseline, MagnitudeConstrained
+
+    for parametrization in (MagnitudeConstrained(), FourierBaseline()):
+
+        def initial(seeds, parametrization=parametrization):
+            return parametrization.initial(seeds, 3, (24, 24))
+
+        small, large = (_graph_size(initial, tf.TensorSpec((n, 2), tf.int64)) for n in (4, 64))
+        assert large == small, type(parametrization).__name__
