@@ -90,6 +90,20 @@ def _per_item(item_seeds: tf.Tensor, draw) -> tf.Tensor:
     )
 
 
+# Compiled once per shape: run eagerly, the loop would dispatch every item's draw from Python.
+@tf.function
+def _uniform_phases(item_seeds: tf.Tensor, shape: tuple) -> tf.Tensor:
+    return _per_item(
+        item_seeds,
+        lambda seed: tf.random.stateless_uniform(shape, seed, minval=-math.pi, maxval=math.pi, alg="philox"),
+    )
+
+
+@tf.function
+def _small_normals(item_seeds: tf.Tensor, shape: tuple) -> tf.Tensor:
+    return _per_item(item_seeds, lambda seed: 0.01 * tf.random.stateless_normal(shape, seed, alg="philox"))
+
+
 @dataclass(frozen=True)
 class MagnitudeConstrained:
     """MACO: the parameters are the phases; the magnitude is the spectrum's, fixed."""
@@ -112,13 +126,7 @@ class MagnitudeConstrained:
         return spectrum.resized(*image_shape)
 
     def initial(self, item_seeds: tf.Tensor, channels: int, image_shape: tuple[int, int]) -> tf.Tensor:
-        shape = (channels, image_shape[0], image_shape[1] // 2 + 1)
-        return _per_item(
-            item_seeds,
-            lambda seed: tf.random.stateless_uniform(
-                shape, seed, minval=-math.pi, maxval=math.pi, alg="philox"
-            ),
-        )
+        return _uniform_phases(item_seeds, (channels, image_shape[0], image_shape[1] // 2 + 1))
 
     def to_image(self, params, spectrum, values_range, width: int) -> tf.Tensor:
         magnitude, recorrelation, mean = spectrum
@@ -171,10 +179,7 @@ class FourierBaseline:
         return FourierScale.lucid(channels, image_shape)
 
     def initial(self, item_seeds: tf.Tensor, channels: int, image_shape: tuple[int, int]) -> tf.Tensor:
-        shape = (channels, image_shape[0], image_shape[1] // 2 + 1, 2)
-        return _per_item(
-            item_seeds, lambda seed: 0.01 * tf.random.stateless_normal(shape, seed, alg="philox")
-        )
+        return _small_normals(item_seeds, (channels, image_shape[0], image_shape[1] // 2 + 1, 2))
 
     def to_image(self, params, spectrum, values_range, width: int) -> tf.Tensor:
         scale, recorrelation, mean = spectrum
