@@ -56,3 +56,44 @@ def test_plausibility_prefers_the_matching_class():
     assert plausibility(colours, reddish, [1], real, [0, 0, 1])[0] < -0.5
     with pytest.raises(ValueError, match="No real image of classes \\[2\\]"):
         plausibility(colours, reddish, [2], real, [0, 0, 1])
+
+
+class _Refuses:
+    """A model that fails the test if it is ever called: the checks must come before it runs."""
+
+    inputs = [type("Input", (), {"shape": (None, 8, 8, 3)})()]
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the model ran before the arguments were checked")
+
+
+_IMAGES = np.zeros((2, 8, 8, 3), np.float32)
+_MODEL = _Refuses()
+
+METRICS_ERRORS = [
+    (lambda: target_confidence(_MODEL, _IMAGES, [0, 1], values_range=(1, 1)), "`values_range` must satisfy"),
+    (
+        lambda: target_confidence(_MODEL, _IMAGES, [0, 1], model_values_range=(0, "x")),
+        "`model_values_range` must be a pair",
+    ),
+    (lambda: target_confidence(_MODEL, _IMAGES, [0, 1], input_size=(0, 8)), "`input_size` must be at least"),
+    (lambda: target_confidence(_MODEL, _IMAGES, [0]), "one class index per image (2)"),
+    (lambda: transferability(_IMAGES, [0, 1], {"judge": _MODEL}, values_range=(0, np.inf)), "finite"),
+    (
+        lambda: plausibility(_MODEL, _IMAGES, [0, 1], _IMAGES, [0, 1], input_size=(8,)),
+        "`input_size` must be a pair of ints",
+    ),
+    (lambda: plausibility(_MODEL, _IMAGES, [0, 2], _IMAGES, [0, 1]), "No real image of classes [2]"),
+    (
+        lambda: plausibility(_MODEL, _IMAGES[:1], [0], _IMAGES, [0, 0]),
+        "real images of at least one other class",
+    ),
+    (lambda: spectrum_statistics(_IMAGES, values_range=(2, 1)), "`values_range` must satisfy"),
+]
+
+
+@pytest.mark.parametrize("call, message", METRICS_ERRORS)
+def test_bad_metrics_arguments_are_refused_before_any_model_runs(call, message):
+    with pytest.raises(ValueError) as raised:
+        call()
+    assert message in str(raised.value), str(raised.value)
