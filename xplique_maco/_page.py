@@ -117,7 +117,7 @@ def _read_units(folder: Path) -> tuple[dict, list[_Unit], list[str]]:
                 settings, first = entry["settings"], where
             elif entry["settings"] != settings:
                 raise ValueError(_two_runs(folder, first, settings, where, entry["settings"]))
-            absent = [name for name in unit.files.values() if not (folder / name).is_file()]
+            absent = [name for name in unit.files.values() if not os.path.isfile(os.path.join(folder, name))]
             if absent:
                 missing[unit.index] = absent
             else:  # a later line for the same index (a redone objective) replaces an earlier one
@@ -140,9 +140,8 @@ def _unit(entry, manifest: Path, number: int) -> _Unit:
     files = entry["files"]
     if not isinstance(files, dict) or set(_FILE_KINDS) - set(files) or not isinstance(entry["index"], int):
         raise ValueError(f"{where} lacks an int index or one of the files. {accepted}.")
-    root = manifest.parent.resolve()
     for name in files.values():
-        if not isinstance(name, str) or (manifest.parent / name).resolve().parent != root:
+        if not _plain_name(name):
             raise ValueError(
                 f"{where} names the file {name!r}, which is not in the folder. Accepted: plain names "
                 "of files next to the manifest."
@@ -159,6 +158,16 @@ def _unit(entry, manifest: Path, number: int) -> _Unit:
     )
 
 
+def _plain_name(name) -> bool:
+    """A file name without any folder part: the file is next to the manifest."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and os.path.basename(name) == name
+        and "\\" not in name
+    )
+
+
 def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict) -> str:
     keys = sorted(key for key in {*settings, *other} if settings.get(key) != other.get(key))
     differences = ", ".join(f"{key}: {settings.get(key)!r} vs {other.get(key)!r}" for key in keys)
@@ -169,10 +178,11 @@ def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict)
     )
 
 
-def _thumbnail(source: Path, target: Path, kind: str) -> bool:
+def _thumbnail(source: str, target: str, kind: str) -> bool:
     """Writes a small WebP of `source` unless an up-to-date one exists; True if it wrote one."""
-    if target.is_file() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
-        return False
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(target).st_mtime_ns >= os.stat(source).st_mtime_ns:
+            return False
     try:
         with Image.open(source) as picture:
             picture = picture.convert({"image": "RGB", "transparency": "L", "rgba": "RGBA"}[kind])
@@ -180,7 +190,7 @@ def _thumbnail(source: Path, target: Path, kind: str) -> bool:
         raise ValueError(f"Cannot read the image {source} for its thumbnail: {error}") from None
     picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     payload = _encode(picture)
-    atomic_write(target, payload)
+    atomic_write(Path(target), payload)
     return True
 
 
@@ -191,7 +201,7 @@ def _encode(picture: Image.Image) -> bytes:
 
 
 def _thumbnail_name(file_name: str) -> str:
-    return f"{THUMBNAILS}/{Path(file_name).stem}.webp"
+    return f"{THUMBNAILS}/{os.path.splitext(file_name)[0]}.webp"
 
 
 @contextlib.contextmanager
@@ -257,10 +267,11 @@ def build_page(folder, labels=None) -> Path:
                 f"{len(known)} labels for unit indices up to {units[-1].index}: the labels need one line "
                 f"per index (line i + 1 labels index i), so at least {units[-1].index + 1} lines."
             )
+        root = str(folder)  # plain strings: thousands of paths per rebuild
         for unit in units:
             for kind in _FILE_KINDS:
                 name = unit.files[kind]
-                _thumbnail(folder / name, folder / _thumbnail_name(name), kind)
+                _thumbnail(os.path.join(root, name), os.path.join(root, _thumbnail_name(name)), kind)
         page = folder / PAGE
         atomic_write(page, _html(folder, settings, units, known, lost).encode("utf-8"))
     if lost:
