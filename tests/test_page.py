@@ -88,6 +88,8 @@ def test_labels_are_kept_for_later_rebuilds_and_must_cover_the_indices(tmp_path)
     assert [unit["label"] for unit in page_data(tmp_path)["units"]] == ["a", "e"]
     with pytest.raises(ValueError, match="4 labels for unit indices up to 4: .* at least 5 lines"):
         build_page(tmp_path, labels=["a", "b", "c", "d"])
+    build_page(tmp_path)  # the refused labels did not replace the kept ones
+    assert [unit["label"] for unit in page_data(tmp_path)["units"]] == ["a", "e"]
     with pytest.raises(ValueError, match="No labels file 'missing.txt'. Accepted: a UTF-8 text file"):
         build_page(tmp_path, labels="missing.txt")
     with pytest.raises(ValueError, match="`labels` must be None, a sequence of strings"):

@@ -131,15 +131,21 @@ def _read_units(folder: Path) -> tuple[dict, list[_Unit], list[str]]:
 
 def _unit(entry, manifest: Path, number: int) -> _Unit:
     accepted = (
-        "Accepted: a JSON object with an int index, settings and files (image, transparency, rgba), "
+        "Accepted: a JSON object with an index >= 0, settings and files (image, transparency, rgba), "
         "as `xplique-maco render` writes"
     )
     where = f"{manifest}, line {number},"
     if not isinstance(entry, dict) or not {"index", "settings", "files"} <= set(entry):
         raise ValueError(f"{where} is not a manifest entry. {accepted}.")
     files = entry["files"]
-    if not isinstance(files, dict) or set(_FILE_KINDS) - set(files) or not isinstance(entry["index"], int):
-        raise ValueError(f"{where} lacks an int index or one of the files. {accepted}.")
+    index = entry["index"]
+    if (
+        not isinstance(files, dict)
+        or set(_FILE_KINDS) - set(files)
+        or not isinstance(index, int)
+        or index < 0
+    ):
+        raise ValueError(f"{where} lacks an index >= 0 or one of the files. {accepted}.")
     for name in files.values():
         if not _plain_name(name):
             raise ValueError(
@@ -256,17 +262,14 @@ def build_page(folder, labels=None) -> Path:
     with _locked(thumbnails):
         state_path = thumbnails / _STATE
         state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
-        if labels is not None:
-            state["labels"] = list(labels)
-            atomic_write(state_path, json.dumps(state).encode("utf-8"))
-        elif not state_path.is_file():
-            atomic_write(state_path, json.dumps(state).encode("utf-8"))
-        known = state.get("labels")
+        known = list(labels) if labels is not None else state.get("labels")
         if known is not None and units and units[-1].index >= len(known):
             raise ValueError(
                 f"{len(known)} labels for unit indices up to {units[-1].index}: the labels need one line "
                 f"per index (line i + 1 labels index i), so at least {units[-1].index + 1} lines."
             )
+        if labels is not None or not state_path.is_file():  # page.json also marks the folder as ours
+            atomic_write(state_path, json.dumps({**state, "labels": known}).encode("utf-8"))
         root = str(folder)  # plain strings: thousands of paths per rebuild
         for unit in units:
             for kind in _FILE_KINDS:
