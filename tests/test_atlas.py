@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from helpers import SMALL_RENDER, assert_refused, manifest_entries, read_png
+from test_page import page_data
 
 from xplique_maco.atlas import parse_indices, parse_shard
 from xplique_maco.cli import main
@@ -42,6 +43,7 @@ def test_render_writes_files_and_manifest_then_resumes_without_rewriting(model_f
     assert entry["settings"]["nb_steps"] == 3
     assert read_png(tmp_path / entry["files"]["rgba"]).shape == (40, 40, 4)
     assert read_png(tmp_path / entry["files"]["transparency"]).shape == (40, 40, 1)
+    assert [unit["index"] for unit in page_data(tmp_path)["units"]] == [0, 1, 2, 3]  # the page is there
     modified = {path: path.stat().st_mtime_ns for path in tmp_path.glob("*.png")}
     # Everything finished: nothing is rendered or rewritten (splitting the crops into several
     # model passes changes how, not what, so the folder's settings still match).
@@ -60,6 +62,7 @@ def test_two_shards_equal_the_unsharded_job(model_file, tmp_path):
         assert main(common + ["--output", str(sharded), "--shard", shard] + SMALL_RENDER) == 0
     entries = manifest_entries(sharded)
     assert sorted(entry["index"] for entry in entries) == [0, 1, 2, 3, 4]  # disjoint, and together complete
+    assert [unit["index"] for unit in page_data(sharded)["units"]] == [0, 1, 2, 3, 4]  # one page, both shards
     for shard in (0, 1):
         lines = (sharded / f"manifest.shard-{shard}-of-2.jsonl").read_text().splitlines()
         assert {json.loads(line)["position"] % 2 for line in lines} == {shard}
@@ -127,3 +130,20 @@ ERRORS = [
 @pytest.mark.parametrize("call, error, message", ERRORS)
 def test_bad_input_gets_a_clear_error_before_any_computation(call, error, message):
     assert_refused(call, error, message)
+
+
+def test_render_leaves_a_page_it_did_not_write_alone(model_file, tmp_path, capsys):
+    (tmp_path / "index.html").write_text("mine", encoding="utf-8")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n", encoding="utf-8")
+    args = ["render", str(model_file), "--layer", "logits", "--indices", "0:2", "--output", str(tmp_path)]
+    assert main(args + SMALL_RENDER) == 2
+    assert "index.html exists and was not written by xplique-maco" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))  # refused before rendering
+    assert (tmp_path / "index.html").read_text(encoding="utf-8") == "mine"
+    assert main(args + SMALL_RENDER + ["--no-page"]) == 0
+    (tmp_path / "index.html").unlink()
+    assert main(args[:5] + ["0:3"] + args[6:] + SMALL_RENDER + ["--labels", str(labels)]) == 2
+    assert "2 labels for indices up to 2" in capsys.readouterr().err
+    assert main(args + SMALL_RENDER + ["--labels", str(labels)]) == 0  # all finished: the page is still written
+    assert [unit["label"] for unit in page_data(tmp_path)["units"]] == ["a", "b"]

@@ -7,7 +7,9 @@ import sys
 
 import keras
 import pytest
+from conftest import write_atlas
 from helpers import SMALL_RENDER, read_png
+from test_page import page_data
 
 from xplique_maco import maco
 from xplique_maco.atlas import render_atlas
@@ -152,6 +154,16 @@ def test_demo_writes_images_and_a_grid(tmp_path, capsys):
     assert read_png(tmp_path / "001_goldfish.png").shape == (64, 64, 3)
     assert (tmp_path / "grid.png").stat().st_size > 1000
     assert "grid.png" in capsys.readouterr().out
+    units = page_data(tmp_path)["units"]
+    assert [(unit["index"], unit["label"]) for unit in units] == [(1, "goldfish"), (967, "espresso")]
+    assert units[1]["files"]["transparency"] == "967_espresso_transparency.png"
+
+
+def test_demo_does_not_write_into_a_render_folder(tmp_path, capsys):
+    write_atlas(tmp_path, [0])
+    assert main(["demo", "--output", str(tmp_path)]) == 2
+    assert "holds the results of another run (manifest.jsonl)" in capsys.readouterr().err
+    assert not (tmp_path / "index.html").exists()
 
 
 def test_demo_rejects_unknown_class(tmp_path, capsys):

@@ -4,6 +4,8 @@ Each objective's PNGs are written atomically (temporary file, then rename), then
 appended to the job's manifest (JSON Lines). An objective counts as finished when its manifest
 line exists and its files are there; a rerun skips finished objectives and redoes the others,
 so a killed job resumes where it stopped and a finished image is never written twice.
+After each finished batch the folder's page, `index.html`, is rebuilt from all its manifests
+(see `build_page`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from ._callbacks import Callback
 from ._driver import maco
 from ._io import append_line, check_writable
 from ._kinds import Channel, Neuron
+from ._page import build_page, check_page_folder, read_labels
 from ._plots import save_image, save_rgba, transparency_to_alpha
 from ._settings import slug
 
-__all__ = ["parse_indices", "parse_shard", "render_atlas"]
+__all__ = ["parse_indices", "parse_shard", "render_atlas", "build_page"]
 
 _KINDS = {"neuron": Neuron, "channel": Channel}
 
@@ -136,6 +139,8 @@ def render_atlas(
     seed: int = 0,
     verbose: int = 1,
     strategy=None,
+    page: bool = True,
+    labels=None,
     **maco_settings,
 ) -> list[dict]:
     """Renders one image per index of a layer into `output`, resumably; returns the new manifest entries.
@@ -157,6 +162,10 @@ def render_atlas(
             resumed runs and the whole job give the same images.
         verbose: 1 shows a progress bar over the whole job.
         strategy: Optional `tf.distribute.Strategy`: each chunk is split across its replicas.
+        page: Rebuild the folder's `index.html` (every unit of all shards, see `build_page`)
+            after each finished batch, or once if nothing is left to render.
+        labels: Labels of the units on the page: a sequence of strings (label i for index i)
+            or a text file of one label per line; None keeps those given before (or none).
         **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
 
     Example:
@@ -171,6 +180,14 @@ def render_atlas(
     layer_name = objective.layer_names[0]
     output = Path(output)
     check_writable(output)
+    labels = read_labels(labels)
+    if labels is not None and max(indices) >= len(labels):
+        raise ValueError(
+            f"{len(labels)} labels for indices up to {max(indices)}: one label per index is needed "
+            f"(line i + 1 of a labels file labels index i), so at least {max(indices) + 1}."
+        )
+    if page:
+        check_page_folder(output)  # before any rendering: a user's own index.html is never replaced
     # How the work is split (crops_per_pass) does not change the images: not part of the settings.
     identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
     settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
@@ -199,15 +216,7 @@ def render_atlas(
             for row, position in enumerate(chunk):
                 index = indices[position]
                 stem = f"{kind}_{slug(layer_name)}_{index:05d}"
-                files = {
-                    "image": f"{stem}.png",
-                    "transparency": f"{stem}_transparency.png",
-                    "rgba": f"{stem}_rgba.png",
-                }
-                save_image(output / files["image"], images[row], values_range)
-                alpha = transparency_to_alpha(transparencies[row])[..., None]
-                save_image(output / files["transparency"], alpha)
-                save_rgba(output / files["rgba"], images[row], transparencies[row], values_range)
+                files = _write_unit(output, stem, images[row], transparencies[row], values_range)
                 entry = {
                     "objective": f"{kind.capitalize()}({layer_name}, {index})",
                     "index": index,
@@ -219,9 +228,22 @@ def render_atlas(
                 }
                 append_line(manifest, json.dumps(entry))
                 entries.append(entry)
+            if page:
+                build_page(output, labels)
             if progress is not None:
                 progress.add(len(chunk))
+    if page and not pending:
+        build_page(output, labels)
     return entries
+
+
+def _write_unit(output: Path, stem: str, image, transparency, values_range) -> dict:
+    """Writes one objective's three PNGs (image, transparency map, image with it as alpha); returns their names."""
+    files = {"image": f"{stem}.png", "transparency": f"{stem}_transparency.png", "rgba": f"{stem}_rgba.png"}
+    save_image(output / files["image"], image, values_range)
+    save_image(output / files["transparency"], transparency_to_alpha(transparency)[..., None])
+    save_rgba(output / files["rgba"], image, transparency, values_range)
+    return files
 
 
 def _jsonable(settings: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import json
 import os
 import re
 import sys
@@ -70,12 +71,15 @@ def _quiet_tensorflow():
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Renders ImageNet classes of EfficientNet-Lite0 with transparency and writes PNGs."""
+    """Renders ImageNet classes of EfficientNet-Lite0 with transparency; writes PNGs, a manifest and the page."""
     import matplotlib
 
     matplotlib.use("Agg")
     from . import Neuron, maco
-    from ._plots import plot_maco_grid, save_image, save_rgba
+    from ._io import atomic_write
+    from ._page import build_page, check_page_folder
+    from ._plots import plot_maco_grid
+    from .atlas import _FinalValues, _write_unit
     from .zoo import efficientnet_lite0, imagenet_classes
 
     classes = imagenet_classes()
@@ -84,6 +88,8 @@ def demo(args: argparse.Namespace) -> int:
     if any(not 0 <= index < len(classes) for index in indices):
         raise SystemExit(f"Class indices must be in 0..{len(classes) - 1}, received {indices}.")
     output = Path(args.output)
+    _check_demo_folder(output)
+    check_page_folder(output)
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model = efficientnet_lite0()
@@ -92,6 +98,7 @@ def demo(args: argparse.Namespace) -> int:
         f"{args.image_size}x{args.image_size}, {args.crops} crops per step) ...",
         flush=True,
     )
+    final = _FinalValues()
     images, transparencies = maco(
         Neuron(model, "predictions", indices),
         nb_steps=args.steps,
@@ -99,20 +106,86 @@ def demo(args: argparse.Namespace) -> int:
         nb_crops=args.crops,
         seed=args.seed,
         model_input_size=(224, 224),
+        callbacks=[final],
     )
-    titles = []
+    settings = {
+        "command": "demo",
+        "model": "zoo:efficientnet_lite0",
+        "kind": "neuron",
+        "layer": "predictions",
+        "seed": args.seed,
+        "image_shape": [args.image_size, args.image_size],
+        "model_input_size": [224, 224],
+        "nb_crops": args.crops,
+        "nb_steps": args.steps,
+    }
+    titles, lines = [], []
     for position, index in enumerate(indices):
         stem = f"{index:03d}_{slug(classes[index])}"
-        save_image(output / f"{stem}.png", images[position])
-        save_rgba(output / f"{stem}_rgba.png", images[position], transparencies[position])
+        files = _write_unit(output, stem, images[position], transparencies[position], (0.0, 1.0))
         titles.append(f"{classes[index]} ({index})")
+        entry = {
+            "objective": f"Neuron(predictions, {index})",
+            "index": index,
+            "position": position,
+            "settings": settings,
+            "seed": args.seed,
+            "value": float(final.values[position]),
+            "files": files,
+        }
+        lines.append(json.dumps(entry) + "\n")
+    # The demo's manifest describes this run only: rewritten whole, never appended to.
+    atomic_write(output / _DEMO_MANIFEST, "".join(lines).encode("utf-8"))
+    page = build_page(output, labels=classes)
     figure = plot_maco_grid(images, transparencies, titles=titles, columns=min(len(indices), 3))
     grid = output / "grid.png"
     figure.savefig(grid, dpi=80)
     elapsed = time.perf_counter() - start
-    print(f"Wrote {2 * len(indices)} images and the labelled grid {grid.resolve()}")
+    print(f"Wrote {3 * len(indices)} images and the labelled grid {grid.resolve()}")
+    print(f"Browse them: {page.resolve().as_uri()}")
     print(f"Took {elapsed:.0f} s")
     return 0
+
+
+_DEMO_MANIFEST = "manifest.jsonl"
+
+
+def _check_demo_folder(output: Path) -> None:
+    """The demo rewrites its own manifest only: a folder holding a render's results is refused."""
+    for manifest in sorted(output.glob("manifest*.jsonl")):
+        commands = set()
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError, AttributeError, KeyError, TypeError):
+                commands.add(json.loads(line)["settings"].get("command"))
+        if manifest.name != _DEMO_MANIFEST or commands - {"demo"}:
+            raise ValueError(
+                f"{output} holds the results of another run ({manifest.name}); the demo writes its own "
+                "manifest there. Pass another --output (default ./maco_demo)."
+            )
+
+
+def _labels(value: str | None):
+    """--labels: 'imagenet' for the 1000 ImageNet class names, else a file of one label per line."""
+    if value is None or value != "imagenet":
+        return value
+    from .zoo import imagenet_classes
+
+    return imagenet_classes()
+
+
+def _zoo_labels(spec: str, model, layer):
+    """The ImageNet class names when the output layer of a zoo classifier is rendered, else None."""
+    if not spec.startswith("zoo:") or model.output.shape[-1] != 1000:
+        return None
+    try:
+        chosen = model.layers[layer] if isinstance(layer, int) else model.get_layer(layer)
+    except (ValueError, IndexError):
+        return None  # render_atlas names the problem
+    if chosen is not model.layers[-1]:
+        return None
+    from .zoo import imagenet_classes
+
+    return imagenet_classes()
 
 
 def _load_model(spec: str, unsafe: bool):
@@ -170,6 +243,9 @@ def render(args: argparse.Namespace) -> int:
         settings["model_input_size"] = tuple(args.model_input_size)
     if args.crops_per_pass:
         settings["crops_per_pass"] = args.crops_per_pass
+    labels = _labels(args.labels)
+    if labels is None and not args.no_page:
+        labels = _zoo_labels(args.model, model, layer)
     start = time.perf_counter()
     try:
         entries = render_atlas(
@@ -183,6 +259,8 @@ def render(args: argparse.Namespace) -> int:
             seed=args.seed,
             verbose=1,
             strategy=strategy,
+            page=not args.no_page,
+            labels=labels,
             **settings,
         )
     except KeyboardInterrupt:
@@ -190,6 +268,23 @@ def render(args: argparse.Namespace) -> int:
         return 130
     elapsed = time.perf_counter() - start
     print(f"Rendered {len(entries)} objectives into {Path(args.output).resolve()} in {elapsed:.0f} s")
+    if not args.no_page:
+        print(f"Browse them: {(Path(args.output) / 'index.html').resolve().as_uri()}")
+    return 0
+
+
+def page(args: argparse.Namespace) -> int:
+    """Rebuilds the atlas page of a folder from its manifests (no rendering, no TensorFlow)."""
+    import warnings
+
+    from ._page import build_page
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = build_page(args.folder, labels=_labels(args.labels))
+    for warning in caught:
+        print(f"xplique-maco: warning: {warning.message}", file=sys.stderr)
+    print(f"Wrote {path.resolve()}: open {path.resolve().as_uri()}")
     return 0
 
 
@@ -279,15 +374,35 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="split each batch across all local GPUs with tf.distribute.MirroredStrategy",
     )
+    labels_help = (
+        "labels of the units on the page: a text file with one label per line (line 1 labels index 0), "
+        "or 'imagenet' for the 1000 ImageNet class names"
+    )
+    render_parser.add_argument(
+        "--labels", help=labels_help + " (default: ImageNet names for a zoo classifier's output layer)"
+    )
+    render_parser.add_argument(
+        "--no-page",
+        action="store_true",
+        help="do not write the browsable page index.html in the output folder",
+    )
     render_parser.add_argument(
         "--unsafe-model-loading",
         action="store_true",
         help="load the .keras file with safe_mode=False (only for files you trust: it can run code)",
     )
+    page_parser = commands.add_parser(
+        "page",
+        help="rebuild the browsable page (index.html) of a folder written by render, from its manifests",
+    )
+    page_parser.add_argument("folder", help="a folder written by `xplique-maco render`")
+    page_parser.add_argument("--labels", help=labels_help + " (default: those given before, else none)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "page" and args.labels != "imagenet":  # no TensorFlow needed
+            return page(args)
         with _quiet_tensorflow():
-            return demo(args) if args.command == "demo" else render(args)
+            return {"demo": demo, "render": render, "page": page}[args.command](args)
     except (ValueError, ImportError, FileNotFoundError) as error:
         print(f"xplique-maco: error: {error}", file=sys.stderr)
         return 2

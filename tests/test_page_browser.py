@@ -1,0 +1,199 @@
+"""The atlas page in a real browser (headless Chromium via Playwright), from file:// and over HTTP.
+
+Left out of the default run (`pytest -m browser` runs it): it needs Chromium, at
+$CHROMIUM or /usr/bin/chromium (Debian's `chromium` package), and the `playwright` package.
+"""
+
+import functools
+import http.server
+import io
+import os
+import re
+import threading
+
+import numpy as np
+import pytest
+from conftest import write_atlas
+from PIL import Image
+
+from xplique_maco._page import build_page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+INDICES = [0, 1, 2, 3, 5, 8, 13]
+LABELS = [f"class {i}" for i in range(14)]
+LABELS[1], LABELS[5] = "goldfish", "great white shark"
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("atlas")
+    write_atlas(folder, INDICES, shards=2)
+    build_page(folder, labels=LABELS)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(atlas):
+    handler = functools.partial(QuietHandler, directory=str(atlas))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(params=["file", "http"])
+def page(request, atlas, browser):
+    """The page opened from the file system or from `python -m http.server`; no error may be logged."""
+    base = atlas.as_uri() if request.param == "file" else request.getfixturevalue("server")
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = []
+    tab.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    # An image request cancelled because the view moved on (net::ERR_ABORTED) is not an error.
+    tab.on(
+        "requestfailed",
+        lambda failed: (
+            "ERR_ABORTED" not in (failed.failure or "")
+            and problems.append(f"request failed: {failed.url} {failed.failure}")
+        ),
+    )
+    tab.on(
+        "response",
+        lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"),
+    )
+    tab.base = base
+    tab.goto(f"{base}/index.html")
+    tab.wait_for_load_state("load")
+    yield tab
+    assert problems == []  # no console error, no failed request
+    tab.close()
+
+
+def shown_indices(tab) -> list[int]:
+    return [int(text) for text in tab.locator("a.unit:visible .index").all_inner_texts()]
+
+
+def wait_for_thumbnails(tab):
+    tab.wait_for_function(
+        "[...document.querySelectorAll('a.unit:not([hidden]) img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+
+
+def test_every_unit_is_shown_with_its_thumbnail_and_label(page):
+    assert page.evaluate("document.compatMode") == "CSS1Compat"  # the marker comment keeps standards mode
+    assert shown_indices(page) == INDICES
+    assert page.locator("a.unit .label").all_inner_texts()[1] == "goldfish"
+    assert page.locator("#count").inner_text() == "All 7 shown"
+    wait_for_thumbnails(page)
+    sources = page.eval_on_selector_all("a.unit img", "images => images.map(img => img.getAttribute('src'))")
+    assert sources[0] == "thumbnails/neuron_logits_00000_rgba.webp"
+    assert page.eval_on_selector_all("a.unit img", "images => images.every(img => img.loading === 'lazy')")
+
+
+def test_search_filters_by_label_or_index(page):
+    search = page.locator("#search")
+    search.fill("gold")
+    assert shown_indices(page) == [1]
+    search.fill("SHARK")
+    assert shown_indices(page) == [5]
+    search.fill("13")
+    assert shown_indices(page) == [13]
+    assert page.locator("#count").inner_text() == "1 of 7 shown"
+    search.fill("no such thing")
+    assert shown_indices(page) == []
+    assert page.locator("#empty").is_visible()
+    search.fill("")
+    assert shown_indices(page) == INDICES
+
+
+def test_sorting_by_final_value(page):
+    page.select_option("#sort", "value-desc")
+    assert shown_indices(page) == [3, 13, 8, 5, 2, 1, 0]  # unit 3 has the highest value
+    page.select_option("#sort", "value-asc")
+    assert shown_indices(page)[0] == 0 and shown_indices(page)[-1] == 3
+    page.select_option("#sort", "index")
+    assert shown_indices(page) == INDICES
+
+
+def test_the_switch_changes_what_is_shown(page):
+    def sources():
+        return page.eval_on_selector_all("a.unit img", "images => images.map(img => img.getAttribute('src'))")
+
+    for button, suffix in [
+        ("Transparency", "_transparency.webp"),
+        ("Image", ""),
+        ("With transparency", "_rgba.webp"),
+    ]:
+        page.get_by_role("button", name=button, exact=True).click()
+        assert page.get_by_role("button", name=button, exact=True).get_attribute("aria-pressed") == "true"
+        pattern = rf"thumbnails/neuron_logits_\d{{5}}{suffix or '.webp'}"
+        assert all(re.fullmatch(pattern, source) for source in sources()), sources()
+        wait_for_thumbnails(page)
+    page.get_by_role("button", name="Transparency", exact=True).click()
+    wait_for_thumbnails(page)
+    # What the browser draws changes too: unit 2's image is one green, its transparency a gray ramp.
+    drawn = {}
+    for button in ("Image", "Transparency"):
+        page.get_by_role("button", name=button, exact=True).click()
+        wait_for_thumbnails(page)
+        shot = page.locator('a.unit[data-index="2"] img').screenshot()
+        drawn[button] = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=int)
+    right = drawn["Transparency"][:, -8:].reshape(-1, 3)
+    assert np.ptp(right, axis=1).max() <= 20 and right.mean() > 200  # the bright, gray end (lossy WebP)
+    assert np.ptp(drawn["Image"].reshape(-1, 3).mean(0)) > 60  # a colour, not a gray
+
+
+def test_detail_view_shows_the_full_image_settings_value_and_files(page, atlas):
+    page.locator('a.unit[data-index="5"]').click()
+    dialog = page.locator("dialog#detail")
+    assert dialog.is_visible()
+    assert page.locator("#detail-title").inner_text() == "5 · great white shark"
+    assert page.locator("#detail-objective").inner_text() == "Neuron(logits, 5)"
+    page.wait_for_function("document.getElementById('detail-image').naturalWidth > 0")
+    assert page.evaluate("document.getElementById('detail-image').naturalWidth") == 24  # the full-size PNG
+    assert page.locator("#detail-image").get_attribute("src") == "neuron_logits_00005_rgba.png"
+    unit_facts = page.locator("#detail-unit").inner_text()
+    assert "final value\t0.5" in unit_facts and "manifest.shard-0-of-2.jsonl" in unit_facts
+    assert "nb_steps\t3" in page.locator("#detail-settings").inner_text()
+    links = page.eval_on_selector_all(
+        "#detail-files a", "links => links.map(link => link.getAttribute('href'))"
+    )
+    assert links == [
+        "neuron_logits_00005.png",
+        "neuron_logits_00005_rgba.png",
+        "neuron_logits_00005_transparency.png",
+    ]
+    assert all((atlas / link).is_file() for link in links)
+    dialog.get_by_role("button", name="Transparency", exact=True).click()  # the dialog has the switch too
+    assert page.locator("#detail-image").get_attribute("src") == "neuron_logits_00005_transparency.png"
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.getElementById('detail-title').textContent.startsWith('8 ')")
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert page.evaluate("location.hash") == ""
+
+
+def test_a_link_to_a_unit_opens_its_detail(page):
+    page.goto(f"{page.base}/index.html#unit-13")
+    page.wait_for_function("document.getElementById('detail').open")
+    assert page.locator("#detail-title").inner_text() == "13 · class 13"
