@@ -10,8 +10,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
 from helpers import conv_classifier, token_model  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -145,5 +145,7 @@ def test_render_leaves_a_page_it_did_not_write_alone(model_file, tmp_path, capsy
     (tmp_path / "index.html").unlink()
     assert main(args[:5] + ["0:3"] + args[6:] + SMALL_RENDER + ["--labels", str(labels)]) == 2
     assert "2 labels for indices up to 2" in capsys.readouterr().err
-    assert main(args + SMALL_RENDER + ["--labels", str(labels)]) == 0  # all finished: the page is still written
+    assert (
+        main(args + SMALL_RENDER + ["--labels", str(labels)]) == 0
+    )  # all finished: the page is still written
     assert [unit["label"] for unit in page_data(tmp_path)["units"]] == ["a", "b"]
