@@ -241,6 +241,8 @@ def test_craft_bad_inputs(craft, model):
         from_craft(fitted, model)  # another model: where the concepts live is not known
     with pytest.raises(TypeError, match="fitted Xplique CRAFT"):
         from_craft(object())
+    with pytest.raises(TypeError, match=r"CraftTf is not an Xplique feature-visualisation Objective.*from_craft"):
+        maco(fitted, **FAST)
 
 
 def test_xplique_is_imported_only_when_its_objects_come_in():

@@ -114,7 +114,8 @@ def _parts(objective) -> list[tuple]:
             f"{type(objective).__module__}.{type(objective).__name__} is not an Xplique "
             "feature-visualisation Objective (it has no "
             f"{', '.join(repr(m) for m in missing)}). Accepted: xplique.features_visualizations.Objective "
-            "built with neuron, channel, layer or direction, or an xplique_maco Objective."
+            "built with neuron, channel, layer or direction, or an xplique_maco Objective (for a "
+            "fitted CRAFT object, `from_craft(craft)` gives its concepts as an objective)."
         )
     if not isinstance(objective.model, keras.Model):
         raise TypeError(
