@@ -54,6 +54,7 @@ CASES = {
     "neurons + channels: Cartesian product": lambda X, m: (
         X.neuron(m, "logits", [1, 2]) + X.channel(m, "conv2", [3, 4, 5])
     ),
+    "flat neurons + channels": lambda X, m: X.neuron(m, "conv1", [100, 2000]) + X.channel(m, "conv2", [3, 4]),
 }
 
 
@@ -84,6 +85,23 @@ def test_direction_values_are_xpliques(X, model, inputs, layer, shape):
         for i, v in enumerate(vectors)
     ]
     np.testing.assert_allclose(ours, np.concatenate(theirs), rtol=1e-5)
+
+
+def test_directions_and_layers_in_a_product(X, model, inputs):
+    """Xplique reduces layers and directions over the whole batch: compare one item at a time."""
+    rng = np.random.default_rng(2)
+    vectors = [rng.normal(size=(1, 1, 16)) + 0.5 for _ in range(2)]
+    parts = (
+        X.direction(model, "conv2", vectors) + X.neuron(model, "logits", [1, 2, 3]) + X.layer(model, "conv1")
+    )
+    ours = evaluate(parts, inputs)
+    for item in range(6):
+        alone = (
+            X.direction(model, "conv2", [vectors[item // 3]])
+            + X.neuron(model, "logits", [1 + item % 3])
+            + X.layer(model, "conv1")
+        )
+        np.testing.assert_allclose(ours[item], xplique_values(alone, inputs[item : item + 1]), rtol=1e-5)
 
 
 def test_combinations_follow_xpliques_order_and_names(X, model):
@@ -241,7 +259,9 @@ def test_craft_bad_inputs(craft, model):
         from_craft(fitted, model)  # another model: where the concepts live is not known
     with pytest.raises(TypeError, match="fitted Xplique CRAFT"):
         from_craft(object())
-    with pytest.raises(TypeError, match=r"CraftTf is not an Xplique feature-visualisation Objective.*from_craft"):
+    with pytest.raises(
+        TypeError, match=r"CraftTf is not an Xplique feature-visualisation Objective.*from_craft"
+    ):
         maco(fitted, **FAST)
 
 

@@ -260,12 +260,14 @@ def _direction(model, tap, vectors, power, describe) -> Objective:
 
 
 def _select(objective: Objective, rows: np.ndarray) -> Objective:
-    """The objective with its batched arguments taken at `rows` (Xplique's product order)."""
+    """The objective with its batched arguments taken at `rows` (Xplique's product order); those of
+    one row (a Custom term's shared arguments) broadcast as they are."""
     terms = tuple(
         replace(
             term,
             arguments={
-                name: value[rows] if name in term.batched else value for name, value in term.arguments.items()
+                name: value[rows] if name in term.batched and len(value) > 1 else value
+                for name, value in term.arguments.items()
             },
         )
         for term in objective.terms
