@@ -22,6 +22,7 @@ _PUBLIC = {
     "_optimizers": ("SGD", "Adam", "Nadam"),
     "_plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
     "_callbacks": ("Callback", "RunInfo", "StepInfo", "History", "Snapshots", "Recorder"),
+    "_xplique": ("from_xplique", "from_craft"),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 _MODULES = ("metrics", "zoo", "atlas")
@@ -57,3 +58,4 @@ if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do 
     from ._optimizers import SGD, Adam, Nadam
     from ._plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
     from ._spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
+    from ._xplique import from_craft, from_xplique

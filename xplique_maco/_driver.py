@@ -16,6 +16,7 @@ from ._objective import Objective
 from ._optimizers import get_optimizer
 from ._parametrization import FourierBaseline, MagnitudeConstrained
 from ._settings import Settings
+from ._xplique import as_objective
 
 # On CPUs a model pass over many crops is cache-bound: chunks of about 32 crops share the
 # image-side work of a step, model passes of about 16 crops run faster and hold half the
@@ -57,7 +58,9 @@ def maco(
     looked while the image was built.
 
     Args:
-        objective: What to maximise; a batch of N gives N images.
+        objective: What to maximise; a batch of N gives N images. An Xplique
+            `features_visualizations.Objective` is accepted too, with Xplique's meaning: one
+            image per combination of its Cartesian product (see `from_xplique`).
         nb_steps: Number of optimisation steps.
         image_shape: (height, width) of the images; any size, odd and non-square included.
         nb_crops: Crops per image per step.
@@ -170,10 +173,12 @@ def _settings_of(arguments: dict) -> Settings:
 
 def _render(objective, settings: Settings, parametrization, magnitude, callbacks, verbose, items, strategy):
     """Decides what the settings leave open, checks everything, then renders chunk by chunk."""
+    objective = as_objective(objective)  # an Xplique objective, read into ours (checked) here
     if not isinstance(objective, Objective):
         raise TypeError(
             "`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion, Custom "
-            f"or a combination), received {type(objective).__name__}."
+            "or a combination, or an xplique.features_visualizations.Objective), received "
+            f"{type(objective).__name__}."
         )
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}.")

@@ -254,7 +254,7 @@ def evaluate(objective: Objective, inputs) -> np.ndarray:
     """The objective's value for each batch item on model inputs, without crops or noise.
 
     Args:
-        objective: An objective with batch size N.
+        objective: An objective with batch size N (or an Xplique objective, see `from_xplique`).
         inputs: (N, H, W, C) or (N * K, H, W, C) images at the model's input size; with K
             inputs per item, values are averaged over them.
 
@@ -264,6 +264,9 @@ def evaluate(objective: Objective, inputs) -> np.ndarray:
     Example:
     >>> evaluate(Neuron(model, -1, [3, 5]), images)  # images (2, 32, 32, 3)
     """
+    from ._xplique import as_objective  # here: _xplique builds on this module
+
+    objective = as_objective(objective)
     inputs = tf.convert_to_tensor(inputs, tf.float32)
     batch_size = objective.batch_size
     if inputs.shape.rank != 4 or inputs.shape[0] % batch_size:
