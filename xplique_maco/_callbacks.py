@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +190,7 @@ class Recorder(Callback):
         self.item = _settings.optional_index("item", item)
         self.fps = _settings.positive_int("fps", fps)
         self.frames: list[np.ndarray] = []
-        self._last, self._values_range = -1, (0.0, 1.0)
+        self._last, self._recorded, self._values_range = -1, -1, (0.0, 1.0)
 
     def on_start(self, run: RunInfo) -> None:
         if self.item is not None and self.item not in run.items:
@@ -207,7 +207,7 @@ class Recorder(Callback):
             raise ValueError(f"Cannot create the folder for the recording {self.path}: {error}") from None
         if not os.access(folder, os.W_OK):
             raise ValueError(f"Cannot write the recording to {self.path}: folder not writable.")
-        self.frames, self._last = [], run.nb_steps - 1
+        self.frames, self._last, self._recorded = [], run.nb_steps - 1, -1
         self._values_range = run.values_range
 
     def wants_step(self, index: int) -> bool:
@@ -216,6 +216,9 @@ class Recorder(Callback):
     def on_step(self, step: StepInfo) -> None:
         if self.item is not None and self.item not in step.items:
             return  # the recorded item is in another chunk
+        if step.index <= self._recorded:  # its chunk restarted (out of memory): record it anew
+            self.frames = []
+        self._recorded = step.index
         batch = to_uint8(step.images(), self._values_range)
         if self.item is None:
             frame = np.concatenate(list(batch), axis=1)
@@ -258,6 +261,7 @@ class ProgressBar(Callback):
         metrics = [("objective", float(np.mean(step.values)))]
         if len(step.values) > 1:
             metrics += [("min", float(np.min(step.values))), ("max", float(np.max(step.values)))]
+        self._bar.target = step.total  # more chunks after running out of memory
         self._bar.update(step.done, values=metrics)
 
 
@@ -291,6 +295,11 @@ class CallbackList:
 
     def begin_chunk(self, chunk: int) -> None:
         self._chunk = chunk
+
+    def replan(self, chunks: tuple[tuple[int, ...], ...]) -> None:
+        """The chunks cut anew from the current one on (after running out of memory): the current
+        chunk restarts, and its steps are told again."""
+        self._run = replace(self._run, chunks=chunks)
 
     def wants_step(self, index: int) -> bool:
         return any(callback.wants_step(index) for callback in self.callbacks)

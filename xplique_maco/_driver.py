@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields, replace
 
 import numpy as np
 import tensorflow as tf
 
-from . import _settings
+from . import _memory, _settings
 from ._callbacks import Callback, CallbackList, ProgressBar, RunInfo, interactive
 from ._engine import Task, render
 from ._model import feature_model, image_input_shape
@@ -100,8 +101,11 @@ def maco(
             nothing, "auto" shows it in terminals and notebooks.
         batch_size: Render at most this many images at once: a large batch (e.g. all 1000
             classes) runs in chunks that share one compiled step (a smaller last chunk traces
-            once more, which costs far less than padding it). None renders all at once on a
-            GPU or TPU (or with a `strategy`); on CPUs, in chunks of at most 32 crops.
+            once more, which costs far less than padding it). None: on CPUs, chunks of at
+            most 32 crops; on GPUs, as many images as fit in the device's memory for this
+            model (one probe pass measures its cost per crop); where the memory is unknown,
+            all at once. A chunk that runs out of memory restarts with smaller passes, then
+            smaller chunks (warned; finished chunks are kept).
         items: Render only these batch positions of the objective (in this order). Each keeps
             the random stream of its position, so a subset gives the same images as the
             whole batch (used to split a job into shards or resume it).
@@ -114,8 +118,8 @@ def maco(
             memory of the model's activations shrinks in proportion, for big models or many
             crops, and the gradient stays the same up to rounding (which Nadam can grow over
             many steps, as it does any other summation order). With `batch_size` None, chunks
-            hold at most this many images. None: one pass on GPUs and TPUs; on CPUs, passes
-            of about 16 crops.
+            hold at most this many images. None: on CPUs, passes of about 16 crops; on GPUs,
+            one pass when it fits in the device's memory, else the largest pass that does.
 
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
@@ -188,21 +192,21 @@ def _render(objective, settings: Settings, parametrization, magnitude, callbacks
         listeners.callbacks.append(ProgressBar())
     input_shape = image_input_shape(objective.model)
     positions = _positions(items, objective.batch_size)
-    settings = _decided(settings, objective, input_shape, len(positions), strategy)
+    settings = _decided(settings, objective, input_shape)
     spectrum = parametrization.spectrum(magnitude, input_shape[-1], settings.image_shape)
     extractor = feature_model(objective.model, objective.taps)
     _check_layer_shapes(objective, extractor, (*settings.model_input_size, input_shape[-1]))
+    sizes = _sizes(settings, extractor, input_shape[-1], len(positions), strategy)
     task = Task(
         objective=objective,
         extractor=extractor,
-        settings=settings,
+        settings=replace(settings, batch_size=sizes.batch_size, crops_per_pass=sizes.crops_per_pass),
         parametrization=parametrization,
         spectrum=spectrum,
         item_seeds=_item_seeds(settings.seed, objective.batch_size),
         strategy=strategy or tf.distribute.get_strategy(),
     )
-    size = settings.batch_size
-    chunks = [positions[start : start + size] for start in range(0, len(positions), size)]
+    chunks = _chunks(positions, sizes.batch_size)
     listeners.start(
         RunInfo(
             objective=repr(objective),
@@ -213,18 +217,65 @@ def _render(objective, settings: Settings, parametrization, magnitude, callbacks
             values_range=settings.values_range,
         )
     )
-    results = []
-    for number, chunk in enumerate(chunks):
-        listeners.begin_chunk(number)
-        results.append(render(task, chunk, listeners))
+    results, done = [], 0
+    while done < len(chunks):
+        listeners.begin_chunk(done)
+        try:
+            results.append(render(task, chunks[done], listeners))
+        except tf.errors.ResourceExhaustedError as error:
+            task = _after_out_of_memory(task, error)
+            later = np.concatenate(chunks[done:])
+            chunks = chunks[:done] + _chunks(later, task.settings.batch_size)
+            listeners.replan(tuple(tuple(int(i) for i in chunk) for chunk in chunks))
+            continue
+        done += 1
     images = results[0][0] if len(results) == 1 else tf.concat([r[0] for r in results], axis=0)
     transparencies = results[0][1] if len(results) == 1 else tf.concat([r[1] for r in results], axis=0)
     listeners.end(images, transparencies)
     return images, transparencies
 
 
-def _decided(settings: Settings, objective: Objective, input_shape: tuple, count: int, strategy) -> Settings:
-    """The settings with every open choice made: crops' wrapping, their size, chunks and passes."""
+def _chunks(positions: np.ndarray, size: int) -> list[np.ndarray]:
+    return [positions[start : start + size] for start in range(0, len(positions), size)]
+
+
+def _after_out_of_memory(task: Task, error: tf.errors.ResourceExhaustedError) -> Task:
+    """The task with smaller chunks or passes, after a device ran out of memory (warned); the
+    error again, explained, when a pass already holds one crop of one image."""
+    settings = task.settings
+    replicas = task.strategy.num_replicas_in_sync
+    before = _memory.Sizes(settings.batch_size, settings.crops_per_pass)
+    after = _memory.smaller(before, settings.nb_crops, replicas)
+    if after is None:
+        raise tf.errors.ResourceExhaustedError(
+            error.node_def,
+            error.op,
+            "Out of memory even with one crop of one image per model pass: lower `model_input_size`, "
+            f"`image_shape` or `nb_crops`, or free the device's memory. The device said: {error.message}",
+        ) from None
+    warnings.warn(
+        f"Out of memory with {_described(before, settings.nb_crops, replicas)}: retrying with "
+        f"{_described(after, settings.nb_crops, replicas)} (batch_size={after.batch_size}, "
+        f"crops_per_pass={after.crops_per_pass}). Finished chunks are kept and the images are those "
+        "these settings give from the start; pass them to start there next time.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return replace(
+        task, settings=replace(settings, batch_size=after.batch_size, crops_per_pass=after.crops_per_pass)
+    )
+
+
+def _described(sizes: _memory.Sizes, nb_crops: int, replicas: int) -> str:
+    per_device = -(-sizes.batch_size // replicas)
+    crops = per_device * nb_crops if sizes.crops_per_pass is None else sizes.crops_per_pass
+    crops = min(crops, per_device * nb_crops)
+    per_image = max(1, crops // per_device)
+    return f"chunks of {sizes.batch_size} images and model passes of {per_device * per_image} crops"
+
+
+def _decided(settings: Settings, objective: Objective, input_shape: tuple) -> Settings:
+    """The settings with the open choices made that shape the images: crops' wrapping and size."""
     if settings.model_input_size is None:
         model_input_size = tuple(size or _settings.DEFAULT_INPUT_SIZE for size in input_shape[1:3])
     else:
@@ -234,31 +285,49 @@ def _decided(settings: Settings, objective: Objective, input_shape: tuple, count
             raise ValueError(
                 f"`model_input_size` {model_input_size} conflicts with the model's input shape {input_shape}."
             )
-    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
-    crops_per_pass = settings.crops_per_pass
-    if settings.batch_size is None:
-        chunk_size = _default_chunk_size(count, settings.nb_crops, strategy)
-        if crops_per_pass is not None:
-            chunk_size = min(chunk_size, crops_per_pass * replicas)
-    else:
-        chunk_size = settings.batch_size
-        if crops_per_pass is not None and -(-chunk_size // replicas) > crops_per_pass:
-            raise ValueError(
-                f"`crops_per_pass` {crops_per_pass} is smaller than the {-(-chunk_size // replicas)} images "
-                f"a device renders at once (`batch_size` {chunk_size}): every pass takes at least "
-                "one crop of each image. Lower `batch_size` or raise `crops_per_pass`."
-            )
-    if crops_per_pass is None:
-        crops_per_pass = _default_crops_per_pass(chunk_size, settings.nb_crops, strategy)
     wrap_crops = objective.fixed_layout is None if settings.wrap_crops is None else settings.wrap_crops
     return replace(
         settings,
         optimizer=get_optimizer(settings.optimizer),
         model_input_size=model_input_size,
-        batch_size=chunk_size,
-        crops_per_pass=crops_per_pass,
         wrap_crops=wrap_crops,
     )
+
+
+def _sizes(settings: Settings, extractor, channels: int, count: int, strategy) -> _memory.Sizes:
+    """Images per chunk and crops per model pass: the user's, else on CPUs what runs fastest, on
+    accelerators what fits their memory (`_memory`), or everything at once where it is unknown."""
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    chunk_size, crops_per_pass = settings.batch_size, settings.crops_per_pass
+    if chunk_size is not None and crops_per_pass is not None and -(-chunk_size // replicas) > crops_per_pass:
+        raise ValueError(
+            f"`crops_per_pass` {crops_per_pass} is smaller than the {-(-chunk_size // replicas)} images "
+            f"a device renders at once (`batch_size` {chunk_size}): every pass takes at least "
+            "one crop of each image. Lower `batch_size` or raise `crops_per_pass`."
+        )
+    if chunk_size is not None and crops_per_pass is not None:
+        return _memory.Sizes(chunk_size, crops_per_pass)
+    if not _on_accelerators(strategy):
+        chunk_size = chunk_size or max(1, min(count, _CPU_CROPS_PER_CHUNK // settings.nb_crops))
+        if crops_per_pass is not None:
+            chunk_size = min(chunk_size, crops_per_pass)
+        return _memory.Sizes(chunk_size, crops_per_pass or _cpu_crops_per_pass(chunk_size, settings.nb_crops))
+    device = _memory.accelerator()
+    budget = None if device is None else _memory.budget(device)
+    if budget is None:  # memory unknown: everything at once, halved if it runs out
+        if chunk_size is None:
+            chunk_size = count if crops_per_pass is None else min(count, crops_per_pass * replicas)
+        return _memory.Sizes(chunk_size, crops_per_pass)
+    per_crop = _memory.crop_cost(extractor, (*settings.model_input_size, channels), device)
+    per_item = _memory.item_cost(settings.image_shape, channels)
+    nb_crops = settings.nb_crops
+    if chunk_size is None and crops_per_pass is None:
+        return _memory.fitting(budget, per_item, per_crop, nb_crops, count, replicas)
+    if chunk_size is None:
+        per_device = min(crops_per_pass, max(1, (budget - crops_per_pass * per_crop) // per_item))
+        return _memory.Sizes(min(count, per_device * replicas), crops_per_pass)
+    per_device = -(-chunk_size // replicas)
+    return _memory.Sizes(chunk_size, _memory.passes_fitting(budget, per_item, per_crop, nb_crops, per_device))
 
 
 def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> None:
@@ -284,18 +353,8 @@ def _on_accelerators(strategy) -> bool:
     )
 
 
-def _default_chunk_size(count: int, nb_crops: int, strategy) -> int:
-    """All items at once on accelerators; on CPUs, about _CPU_CROPS_PER_CHUNK crops per chunk."""
-    if _on_accelerators(strategy):
-        return count
-    return max(1, min(count, _CPU_CROPS_PER_CHUNK // nb_crops))
-
-
-def _default_crops_per_pass(chunk_size: int, nb_crops: int, strategy) -> int | None:
-    """One pass on accelerators; on CPUs, passes of about _CPU_CROPS_PER_PASS crops, at most
-    _CPU_MAX_PASSES of them."""
-    if _on_accelerators(strategy):
-        return None
+def _cpu_crops_per_pass(chunk_size: int, nb_crops: int) -> int:
+    """On CPUs, passes of about _CPU_CROPS_PER_PASS crops, at most _CPU_MAX_PASSES of them."""
     per_image = max(1, -(-nb_crops // _CPU_MAX_PASSES), _CPU_CROPS_PER_PASS // chunk_size)
     return per_image * chunk_size
 
