@@ -10,10 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import SMALL_RENDER, assert_refused, manifest_entries, read_png
+from helpers import SMALL_RENDER, assert_refused, hold_lock, manifest_entries, read_png
 from test_page import page_data
 
-from xplique_maco import atlas
+from xplique_maco import atlas, cli
 from xplique_maco.atlas import parse_indices, parse_shard, render_atlas
 from xplique_maco.cli import main
 
@@ -151,6 +151,31 @@ def test_a_cut_last_line_is_rendered_exactly_once_more_and_nothing_else_is_rewri
         "manifest.jsonl.cut, and its objective is rendered again."
     ]
     assert [unit["index"] for unit in page_data(tmp_path)["units"]] == [0, 1, 2, 3]
+
+
+def test_a_second_process_on_the_same_shard_is_refused_before_the_model_loads(
+    model_file, tmp_path, monkeypatch, capsys
+):
+    args = ["render", str(model_file), "--layer", "logits", "--indices", "0:4", "--output", str(tmp_path)]
+    holder = hold_lock(tmp_path, (0, 2))
+    try:
+        loaded = []
+        load_model = cli._load_model
+        monkeypatch.setattr(cli, "_load_model", lambda *a: loaded.append(a) or load_model(*a))
+        assert main(args + SMALL_RENDER + ["--shard", "0/2"]) == 2
+        error = capsys.readouterr().err
+        assert f"Another process is rendering shard 0/2 into {tmp_path}" in error
+        assert (
+            f"lock file {tmp_path / '.manifest.shard-0-of-2.jsonl.lock'} (shard 0/2, process {holder.pid}"
+            in error
+        )
+        assert not loaded and not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("manifest*"))
+        # The other shard runs meanwhile (a job array), into its own manifest.
+        assert main(args + SMALL_RENDER + ["--shard", "1/2"]) == 0
+        assert sorted(entry["index"] for entry in manifest_entries(tmp_path)) == [1, 3]
+    finally:
+        holder.communicate("", timeout=30)
+    assert holder.returncode == 0
 
 
 def test_finished_images_are_never_overwritten_by_other_settings(model_file, tmp_path, capsys):

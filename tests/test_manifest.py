@@ -1,13 +1,16 @@
-"""Manifests after a hard kill: a cut last line is skipped and moved aside, other damage is named."""
+"""Manifests after a hard kill: a cut last line is skipped and moved aside, other damage is named; one process per shard."""
 
+import errno
 import json
 import warnings
 
 import pytest
 from conftest import write_atlas
+from helpers import hold_lock
 from test_page import page_data
 
-from xplique_maco._manifest import append_entry, read_manifest
+from xplique_maco import _manifest
+from xplique_maco._manifest import append_entry, read_manifest, shard_lock
 from xplique_maco._page import build_page
 
 CUT = b'{"objective": "Neuron(logits, 7)", "ind'  # a line that a hard kill stopped half-way
@@ -92,3 +95,33 @@ def test_a_damaged_line_before_the_last_is_named_by_every_reader(tmp_path, damag
     with pytest.raises(ValueError, match="Fix or delete that line"):
         render_atlas(model, "logits", [0, 1], tmp_path, verbose=0, nb_steps=3, image_shape=[24, 24])
     assert manifest.read_bytes() == before and not (tmp_path / "index.html").exists()
+
+
+def test_a_shard_takes_one_process_and_shards_that_share_no_objective_run_side_by_side(tmp_path):
+    holder = hold_lock(tmp_path, (1, 2))
+    try:
+        for shard, holding in [((1, 2), "shard 1/2 into"), ((0, 1), "shard 1/2, which shares objectives")]:
+            with pytest.raises(ValueError) as raised:
+                with shard_lock(tmp_path, shard):
+                    pytest.fail("a second holder")
+            assert f"Another process is rendering {holding}" in str(raised.value)
+            assert f"lock file {tmp_path / '.manifest.shard-1-of-2.jsonl.lock'}" in str(raised.value)
+        for free in [(0, 2), (0, 4), (2, 4)]:  # 0/4 and 2/4 are halves of shard 0/2
+            with shard_lock(tmp_path, free), shard_lock(tmp_path, free):  # the same thread again: fine
+                pass
+    finally:
+        holder.kill()  # a hard kill: the operating system releases its lock
+        holder.wait(timeout=30)
+    for shard in [(1, 2), (3, 4)]:
+        with shard_lock(tmp_path, shard):
+            pass
+
+
+def test_a_file_system_without_locks_warns_and_renders_unlocked(tmp_path, monkeypatch):
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_manifest.fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match=r"Cannot lock .*No locks available.*without the lock"):
+        with shard_lock(tmp_path, (0, 1)):
+            pass

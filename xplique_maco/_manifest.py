@@ -1,21 +1,43 @@
-"""A render's manifests: JSON Lines that survive a hard kill.
+"""A render's manifests: JSON Lines that survive a hard kill, and one process per shard.
 
 Each shard of a render appends to its own manifest, one whole line per finished objective in
 one `write`. A hard kill (SIGKILL, power loss) can cut only the line being written, the last
 one: readers skip it, and the next append first moves it to `<manifest>.cut` so that the new
 line starts on a fresh one. A line that is not JSON anywhere else is damage, and is named.
+A shard's lock file keeps a second process off the shard while the first renders it; the
+operating system releases it when its process ends, even by a hard kill.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
+import socket
+import threading
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MANIFESTS", "Manifest", "manifest_name", "read_manifest", "append_entry", "heal"]
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None
+
+__all__ = ["MANIFESTS", "Manifest", "manifest_name", "read_manifest", "append_entry", "heal", "shard_lock"]
 
 MANIFESTS = "manifest*.jsonl"
+_LOCK = re.compile(r"\.manifest(?:\.shard-(\d+)-of-(\d+))?\.jsonl\.lock")
+# A lock that another process probes is busy for microseconds: retry that long before refusing.
+_BUSY_RETRIES, _BUSY_WAIT = 10, 0.05
+_HELD: dict[str, int] = {}  # lock files this process holds, by the thread that took each
 
 
 def manifest_name(shard: tuple[int, int]) -> str:
@@ -27,6 +49,10 @@ def manifest_name(shard: tuple[int, int]) -> str:
 def cut_name(manifest: Path) -> Path:
     """Where the cut last lines of `manifest` are kept: next to it, outside the manifests' pattern."""
     return manifest.with_name(manifest.name + ".cut")
+
+
+def lock_name(folder: Path, shard: tuple[int, int]) -> Path:
+    return Path(folder) / f".{manifest_name(shard)}.lock"
 
 
 @dataclass(frozen=True)
@@ -148,3 +174,144 @@ def _append(path: Path, payload: bytes) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+@contextlib.contextmanager
+def shard_lock(folder: Path, shard: tuple[int, int]):
+    """Holds shard (I, N)'s lock file in `folder` while the block runs, or refuses at once.
+
+    Another process holding it, or holding the lock of a shard of another count that shares
+    objectives with this one (0/2 and 1/4 share none, 0/1 and 1/4 do), raises ValueError naming
+    the folder, the shards and the lock file. Shards that share no objective run side by side.
+    The same thread may take a lock it holds again (the command line takes it before loading
+    the model, then `render_atlas` takes it too). Where the file system cannot lock (some
+    network file systems), a warning says so and the block runs unlocked.
+
+    Example:
+    >>> with shard_lock(Path("atlas"), (0, 4)):
+    ...     pass  # render shard 0 of 4
+    """
+    folder = Path(folder)
+    path = lock_name(folder, shard)
+    key = os.path.abspath(path)
+    if _HELD.get(key) == threading.get_ident():
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")
+    except OSError as error:
+        raise ValueError(f"Cannot write to the output folder {folder}: {error}") from None
+    with handle:
+        try:
+            taken = _try_lock(handle, exclusive=True, retries=_BUSY_RETRIES)
+        except _CannotLock as error:
+            _warn_unlocked(folder, shard, path, error)
+            yield
+            return
+        if not taken:
+            raise ValueError(_busy(folder, shard, path, shard))
+        try:
+            _check_overlapping_shards(folder, shard)
+            _write_holder(handle, shard)
+            _HELD[key] = threading.get_ident()
+            try:
+                yield
+            finally:
+                del _HELD[key]
+        finally:
+            _unlock(handle)
+
+
+class _CannotLock(OSError):
+    """The file system does not lock files (some network file systems)."""
+
+
+def _try_lock(handle, exclusive: bool, retries: int = 0) -> bool:
+    """Takes the lock of an open file without waiting for a holder; False if another process holds it.
+
+    Raises _CannotLock where the platform or the file system has no locks.
+    """
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(_BUSY_WAIT)
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                continue
+            except OSError as error:  # ENOLCK, EOPNOTSUPP: a file system without locks
+                raise _CannotLock(error.errno, error.strerror) from None
+        if msvcrt is None:
+            raise _CannotLock("this platform has neither fcntl nor msvcrt")
+        try:  # Windows has no shared lock: byte 0 stands for the file, held or not
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def _unlock(handle) -> None:
+    with contextlib.suppress(OSError):
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        elif msvcrt is not None:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+def _check_overlapping_shards(folder: Path, shard: tuple[int, int]) -> None:
+    """Refuses while a shard of another count that shares objectives with `shard` is rendering."""
+    index, count = shard
+    for path in sorted(folder.glob(".manifest*.jsonl.lock")):
+        match = _LOCK.fullmatch(path.name)
+        if not match:
+            continue
+        other = (int(match[1]), int(match[2])) if match[1] else (0, 1)
+        # Positions p = index (mod count) and p = other (mod its count) exist together iff the
+        # indices agree modulo the gcd of the counts.
+        if other[1] == count or (index - other[0]) % math.gcd(count, other[1]):
+            continue
+        with contextlib.suppress(OSError), open(path, "rb") as probe:
+            if not _try_lock(probe, exclusive=False):
+                raise ValueError(_busy(folder, shard, path, other))
+            _unlock(probe)
+
+
+def _write_holder(handle, shard: tuple[int, int]) -> None:
+    """Notes who holds the lock, for the message of a process that is refused."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    note = f"shard {shard[0]}/{shard[1]}, process {os.getpid()} on {socket.gethostname()}, since {stamp}\n"
+    with contextlib.suppress(OSError):
+        handle.truncate(0)
+        handle.write(note.encode("utf-8"))
+        handle.flush()
+
+
+def _busy(folder: Path, shard: tuple[int, int], path: Path, other: tuple[int, int]) -> str:
+    try:
+        holder = path.read_text(encoding="utf-8", errors="replace").strip()[:200]
+    except OSError:  # Windows: the holder's locked byte cannot be read
+        holder = ""
+    holder = f" ({holder})" if holder else ""
+    mine, theirs = f"{shard[0]}/{shard[1]}", f"{other[0]}/{other[1]}"
+    which = (
+        f"shard {mine}" if mine == theirs else f"shard {theirs}, which shares objectives with shard {mine},"
+    )
+    return (
+        f"Another process is rendering {which} into {folder}: it holds the lock file {path}{holder}. "
+        "Two processes on the same objectives would render them twice, so this one stops before "
+        "rendering anything. Wait for it to finish or stop it (its lock is released when it ends, even by a "
+        "hard kill), then rerun to resume; other shards (--shard I/N) may run at the same time."
+    )
+
+
+def _warn_unlocked(folder: Path, shard: tuple[int, int], path: Path, error: OSError) -> None:
+    warnings.warn(
+        f"Cannot lock {path} ({error}): rendering shard {shard[0]}/{shard[1]} into {folder} without "
+        "the lock, so nothing stops a second process on this shard from rendering the same objectives.",
+        stacklevel=4,
+    )

@@ -4,7 +4,8 @@ Each objective's PNGs are written atomically (temporary file, then rename), then
 appended to the shard's manifest (JSON Lines, see `_manifest`). An objective counts as finished
 when its manifest line is whole and its files are there; a rerun skips finished objectives and
 redoes the others, so a killed job resumes where it stopped and a finished image is never written
-twice.
+twice. A shard renders in one process at a time: a second one on the same folder and shard is
+refused before it renders anything.
 After each finished batch the folder's page, `index.html`, is rebuilt from all its manifests
 (see `build_page`).
 """
@@ -25,7 +26,7 @@ from ._callbacks import Callback
 from ._driver import maco
 from ._io import check_writable
 from ._kinds import Channel, Neuron
-from ._manifest import MANIFESTS, append_entry, heal, manifest_name, read_manifest
+from ._manifest import MANIFESTS, append_entry, heal, manifest_name, read_manifest, shard_lock
 from ._page import build_page, check_page_folder, read_labels
 from ._plots import save_image, save_rgba, transparency_to_alpha
 from ._settings import slug
@@ -190,7 +191,7 @@ def render_atlas(
     values_range = maco_settings.get("values_range", (0.0, 1.0))
     manifest = output / manifest_name(shard)
     entries = []
-    with _terminate_as_interrupt():
+    with shard_lock(output, shard), _terminate_as_interrupt():
         cut = heal(manifest)
         if cut is not None:
             warnings.warn(
