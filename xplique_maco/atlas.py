@@ -145,7 +145,10 @@ def render_atlas(
     For each objective it writes `<stem>.png` (the image), `<stem>_transparency.png` (the map,
     scaled to its 99th percentile) and `<stem>_rgba.png` (the image with the map as alpha),
     then appends a JSON line to the manifest: objective, index, settings, seed, final value,
-    file names.
+    file names. While it runs it holds the shard's lock file (`.manifest.jsonl.lock`, or
+    `.manifest.shard-I-of-N.jsonl.lock`), which the operating system releases when the process
+    ends, even by a hard kill. A last manifest line cut by a hard kill is moved to
+    `<manifest>.cut` with a warning, and its objective rendered again.
 
     Args:
         model: The model to explain.
@@ -164,6 +167,11 @@ def render_atlas(
         labels: Labels of the units on the page: a sequence of strings (label i for index i)
             or a text file of one label per line; None keeps those given before (or none).
         **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
+
+    Raises:
+        ValueError: Bad arguments; the folder holds another run's results or a damaged manifest
+            line (named by file and line); or another process renders this shard, or a shard of
+            another count sharing objectives with it, into the folder (refused before rendering).
 
     Example:
     >>> render_atlas(model, "predictions", range(1000), "atlas/", nb_steps=128, shard=(0, 4))
