@@ -4,6 +4,8 @@ Fixtures built from these live in conftest.py; test modules import the plain fun
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -108,6 +110,22 @@ def manifest_entries(folder: Path) -> list[dict]:
     for manifest in sorted(folder.glob("manifest*.jsonl")):
         lines += [json.loads(line) for line in manifest.read_text().splitlines()]
     return lines
+
+
+def hold_lock(folder: Path, shard: tuple[int, int]) -> subprocess.Popen:
+    """Another process that holds the lock of `shard` in `folder` until its input closes (or it is killed)."""
+    code = (
+        "import sys\n"
+        "from xplique_maco._manifest import shard_lock\n"
+        f"with shard_lock(sys.argv[1], {tuple(shard)}):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
 
 
 # The `render` command's options for a few fast steps on conftest's `model_file`.

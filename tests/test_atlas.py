@@ -6,14 +6,19 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
-from helpers import SMALL_RENDER, assert_refused, manifest_entries, read_png
+from helpers import SMALL_RENDER, assert_refused, hold_lock, manifest_entries, read_png
 from test_page import page_data
 
-from xplique_maco.atlas import parse_indices, parse_shard
+from xplique_maco import atlas, cli
+from xplique_maco.atlas import parse_indices, parse_shard, render_atlas
 from xplique_maco.cli import main
+
+# A few milliseconds per objective on the tiny models.
+TINY = dict(nb_steps=2, image_shape=(32, 32), nb_crops=1)
 
 
 def test_indices_and_shards_syntax():
@@ -101,6 +106,76 @@ def test_killed_job_resumes_with_every_output_once(model_file, tmp_path):
     for entry in entries:
         for name in entry["files"].values():
             assert read_png(tmp_path / name).size > 0
+
+
+def _stamps(folder, entries) -> dict:
+    """Each file of `entries` with its inode and modification time: a rewrite (atomic rename) changes both."""
+    return {
+        name: ((folder / name).stat().st_ino, (folder / name).stat().st_mtime_ns)
+        for entry in entries
+        for name in entry["files"].values()
+    }
+
+
+def test_a_cut_last_line_is_rendered_exactly_once_more_and_nothing_else_is_rewritten(
+    model, tmp_path, monkeypatch
+):
+    render_atlas(model, "logits", range(4), tmp_path, batch_size=1, verbose=0, **TINY)
+    manifest = tmp_path / "manifest.jsonl"
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 4
+    # A hard kill while the last line was appended: its PNGs are written, half of its line is.
+    kept, cut = b"".join(lines[:3]), lines[3][: len(lines[3]) // 2]
+    manifest.write_bytes(kept + cut)
+    finished = [json.loads(line) for line in lines[:3]]
+    before = _stamps(tmp_path, finished)
+    rendered = []
+
+    def counted_maco(objective, items, **settings):
+        rendered.extend(items)
+        return maco(objective, items=items, **settings)
+
+    maco = atlas.maco
+    monkeypatch.setattr(atlas, "maco", counted_maco)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # the first resume redoes the cut objective, the second has nothing left
+            render_atlas(model, "logits", range(4), tmp_path, batch_size=1, verbose=0, **TINY)
+    assert rendered == [3]
+    assert _stamps(tmp_path, finished) == before  # no finished image written again
+    assert manifest.read_bytes().startswith(kept)  # appended after the whole lines, on a fresh line
+    assert [json.loads(line)["index"] for line in manifest.read_bytes().splitlines()] == [0, 1, 2, 3]
+    assert (tmp_path / "manifest.jsonl.cut").read_bytes() == cut + b"\n"  # kept, out of the manifest
+    assert [str(warning.message) for warning in caught if "cut by a hard kill" in str(warning.message)] == [
+        f"The last line of {manifest} was cut by a hard kill while it was written: it is now in "
+        "manifest.jsonl.cut, and its objective is rendered again."
+    ]
+    assert [unit["index"] for unit in page_data(tmp_path)["units"]] == [0, 1, 2, 3]
+
+
+def test_a_second_process_on_the_same_shard_is_refused_before_the_model_loads(
+    model_file, tmp_path, monkeypatch, capsys
+):
+    args = ["render", str(model_file), "--layer", "logits", "--indices", "0:4", "--output", str(tmp_path)]
+    holder = hold_lock(tmp_path, (0, 2))
+    try:
+        loaded = []
+        load_model = cli._load_model
+        monkeypatch.setattr(cli, "_load_model", lambda *a: loaded.append(a) or load_model(*a))
+        assert main(args + SMALL_RENDER + ["--shard", "0/2"]) == 2
+        error = capsys.readouterr().err
+        assert f"Another process is rendering shard 0/2 into {tmp_path}" in error
+        assert (
+            f"lock file {tmp_path / '.manifest.shard-0-of-2.jsonl.lock'} (shard 0/2, process {holder.pid}"
+            in error
+        )
+        assert not loaded and not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("manifest*"))
+        # The other shard runs meanwhile (a job array), into its own manifest.
+        assert main(args + SMALL_RENDER + ["--shard", "1/2"]) == 0
+        assert sorted(entry["index"] for entry in manifest_entries(tmp_path)) == [1, 3]
+    finally:
+        holder.communicate("", timeout=30)
+    assert holder.returncode == 0
 
 
 def test_finished_images_are_never_overwritten_by_other_settings(model_file, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Files that are never half-written: atomic writes and whole appended lines."""
+"""Files that are never half-written: atomic writes, and a check that a folder takes files."""
 
 from __future__ import annotations
 
@@ -30,14 +30,6 @@ def atomic_write(path: Path, payload: bytes) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
-
-
-def append_line(path: Path, line: str) -> None:
-    """One write of a whole line, flushed to disk: a crash leaves at most one unreadable line."""
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(line + "\n")
-        file.flush()
-        os.fsync(file.fileno())
 
 
 def check_writable(folder: Path) -> None:

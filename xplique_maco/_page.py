@@ -23,6 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from ._io import atomic_write
+from ._manifest import MANIFESTS, read_manifest
 
 __all__ = ["build_page", "read_labels", "check_page_folder", "PAGE", "THUMBNAILS", "MARKER"]
 
@@ -33,7 +34,6 @@ THUMBNAIL_SIDE = 160
 _THUMBNAIL_QUALITY = 80
 _STATE = "page.json"  # in THUMBNAILS: the labels given once, kept for later rebuilds
 _FILE_KINDS = ("image", "transparency", "rgba")
-_MANIFESTS = "manifest*.jsonl"
 _ACCEPTED_FOLDER = (
     "a folder written by `xplique-maco render` (or `xplique-maco demo`), which holds manifest.jsonl "
     "or one manifest.shard-I-of-N.jsonl per shard next to the PNG files"
@@ -99,18 +99,15 @@ def _read_units(folder: Path) -> tuple[dict, list[_Unit], list[str]]:
     """The run's settings, the units whose files exist (one per index) and the missing files."""
     if not folder.is_dir():
         raise ValueError(f"No folder {str(folder)!r}. Accepted: {_ACCEPTED_FOLDER}.")
-    manifests = sorted(folder.glob(_MANIFESTS))
+    manifests = sorted(folder.glob(MANIFESTS))
     if not manifests:
         raise ValueError(f"No manifest in {folder}. Accepted: {_ACCEPTED_FOLDER}.")
     settings, first = None, ""
     latest: dict[int, _Unit] = {}
     missing: dict[int, list[str]] = {}
     for manifest in manifests:
-        for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a hard kill: the render redoes that objective
+        # A cut last line is no unit: the render redoes it (and reads never change a manifest).
+        for number, entry in read_manifest(manifest).entries:
             where = f"{manifest.name} line {number}"
             unit = _unit(entry, manifest, number)
             if settings is None:
@@ -245,7 +242,8 @@ def build_page(folder, labels=None) -> Path:
 
     Raises:
         ValueError: The folder has no manifest, its manifests mix two runs' settings, a manifest
-            line is not an entry, labels are too few for the indices, or `index.html` (or
+            line before the last is not JSON (only the last can be cut by a hard kill; a cut one
+            is skipped: its unit is not finished) or is not an entry, labels are too few for the indices, or `index.html` (or
             `thumbnails/`) exists and was not written by xplique-maco.
 
     Example:

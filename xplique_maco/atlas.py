@@ -1,18 +1,20 @@
 """Rendering many objectives to files: chunked, sharded across machines, safe to interrupt and resume.
 
 Each objective's PNGs are written atomically (temporary file, then rename), then one line is
-appended to the job's manifest (JSON Lines). An objective counts as finished when its manifest
-line exists and its files are there; a rerun skips finished objectives and redoes the others,
-so a killed job resumes where it stopped and a finished image is never written twice.
+appended to the shard's manifest (JSON Lines, see `_manifest`). An objective counts as finished
+when its manifest line is whole and its files are there; a rerun skips finished objectives and
+redoes the others, so a killed job resumes where it stopped and a finished image is never written
+twice. A shard renders in one process at a time: a second one on the same folder and shard is
+refused before it renders anything.
 After each finished batch the folder's page, `index.html`, is rebuilt from all its manifests
 (see `build_page`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import signal
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +24,9 @@ import numpy as np
 
 from ._callbacks import Callback
 from ._driver import maco
-from ._io import append_line, check_writable
+from ._io import check_writable
 from ._kinds import Channel, Neuron
+from ._manifest import MANIFESTS, append_entry, heal, manifest_name, read_manifest, shard_lock
 from ._page import build_page, check_page_folder, read_labels
 from ._plots import save_image, save_rgba, transparency_to_alpha
 from ._settings import slug
@@ -101,23 +104,17 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _manifest_name(shard: tuple[int, int]) -> str:
-    index, count = shard
-    return "manifest.jsonl" if count == 1 else f"manifest.shard-{index}-of-{count}.jsonl"
-
-
 def _finished(output: Path, settings: dict) -> set[int]:
-    """Indices with a complete manifest line (in any manifest of the folder) and their files."""
+    """Indices with a whole manifest line (in any manifest of the folder) and their files.
+
+    A cut last line is no entry: its objective is redone.
+    """
     done: set[int] = set()
-    for manifest in sorted(output.glob("manifest*.jsonl")):
-        for line in manifest.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a hard kill: that objective is redone
+    for path in sorted(output.glob(MANIFESTS)):
+        for number, entry in read_manifest(path).entries:
             if entry.get("settings") != settings:
                 raise ValueError(
-                    f"{output} holds results made with other settings ({manifest.name}: "
+                    f"{output} holds results made with other settings ({path.name} line {number}: "
                     f"{entry.get('settings')}); use another output folder to render these ones."
                 )
             if all((output / name).is_file() for name in entry.get("files", {}).values()):
@@ -148,7 +145,10 @@ def render_atlas(
     For each objective it writes `<stem>.png` (the image), `<stem>_transparency.png` (the map,
     scaled to its 99th percentile) and `<stem>_rgba.png` (the image with the map as alpha),
     then appends a JSON line to the manifest: objective, index, settings, seed, final value,
-    file names.
+    file names. While it runs it holds the shard's lock file (`.manifest.jsonl.lock`, or
+    `.manifest.shard-I-of-N.jsonl.lock`), which the operating system releases when the process
+    ends, even by a hard kill. A last manifest line cut by a hard kill is moved to
+    `<manifest>.cut` with a warning, and its objective rendered again.
 
     Args:
         model: The model to explain.
@@ -167,6 +167,11 @@ def render_atlas(
         labels: Labels of the units on the page: a sequence of strings (label i for index i)
             or a text file of one label per line; None keeps those given before (or none).
         **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
+
+    Raises:
+        ValueError: Bad arguments; the folder holds another run's results or a damaged manifest
+            line (named by file and line); or another process renders this shard, or a shard of
+            another count sharing objectives with it, into the folder (refused before rendering).
 
     Example:
     >>> render_atlas(model, "predictions", range(1000), "atlas/", nb_steps=128, shard=(0, 4))
@@ -191,16 +196,23 @@ def render_atlas(
     # How the work is split (crops_per_pass) does not change the images: not part of the settings.
     identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
     settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
-    finished = _finished(output, settings)
-    shard_index, shard_count = shard
-    pending = [
-        p for p in range(len(indices)) if p % shard_count == shard_index and indices[p] not in finished
-    ]
-    manifest = output / _manifest_name(shard)
     values_range = maco_settings.get("values_range", (0.0, 1.0))
-    progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
+    manifest = output / manifest_name(shard)
     entries = []
-    with _terminate_as_interrupt():
+    with shard_lock(output, shard), _terminate_as_interrupt():
+        cut = heal(manifest)
+        if cut is not None:
+            warnings.warn(
+                f"The last line of {manifest} was cut by a hard kill while it was written: it is now "
+                f"in {manifest.name}.cut, and its objective is rendered again.",
+                stacklevel=2,
+            )
+        finished = _finished(output, settings)
+        shard_index, shard_count = shard
+        pending = [
+            p for p in range(len(indices)) if p % shard_count == shard_index and indices[p] not in finished
+        ]
+        progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
             final = _FinalValues()
@@ -226,14 +238,14 @@ def render_atlas(
                     "value": float(final.values[row]),
                     "files": files,
                 }
-                append_line(manifest, json.dumps(entry))
+                append_entry(manifest, entry)
                 entries.append(entry)
             if page:
                 build_page(output, labels)
             if progress is not None:
                 progress.add(len(chunk))
-    if page and not pending:
-        build_page(output, labels)
+        if page and not pending:
+            build_page(output, labels)
     return entries
 
 

@@ -216,13 +216,22 @@ def _load_model(spec: str, unsafe: bool):
 
 def render(args: argparse.Namespace) -> int:
     """Renders one image per index of a layer into a folder, resumably (see xplique_maco.atlas)."""
-    from .atlas import parse_indices, parse_shard, render_atlas
+    from ._manifest import shard_lock
+    from .atlas import parse_indices, parse_shard
 
     indices = parse_indices(args.indices)  # syntax errors before anything heavy
     shard = parse_shard(args.shard)
     low, high = args.values_range
     if not low < high:
         raise ValueError(f"--values-range must satisfy low < high, received {low} {high}.")
+    # A second process on this folder and shard is refused before it loads the model.
+    with shard_lock(Path(args.output), shard):
+        return _render(args, indices, shard)
+
+
+def _render(args: argparse.Namespace, indices: list[int], shard: tuple[int, int]) -> int:
+    from .atlas import render_atlas
+
     strategy = None
     if args.mirrored:
         import tensorflow as tf
@@ -237,7 +246,7 @@ def render(args: argparse.Namespace) -> int:
         nb_steps=args.steps,
         image_shape=(args.image_size, args.image_size),
         nb_crops=args.crops,
-        values_range=(low, high),
+        values_range=tuple(args.values_range),
     )
     if args.model_input_size:
         settings["model_input_size"] = tuple(args.model_input_size)
