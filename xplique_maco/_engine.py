@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from ._augment import crop_and_resize, crop_plan
 from ._callbacks import CallbackList
+from ._model import computes_in_float16
 from ._objective import Objective, term_values
 from ._settings import Settings
 
@@ -106,11 +107,41 @@ def crop_passes(batch_size: int, nb_crops: int, crops_per_pass: int | None) -> l
     return [(first, min(first + per_item, nb_crops)) for first in range(0, nb_crops, per_item)]
 
 
+def _gradient_scale(total_of, outputs: list, *arguments) -> tf.Tensor:
+    """The power of two that brings the largest |d total_of(outputs, *arguments) / d outputs| to about 1.
+
+    A model computing in float16 (mixed_float16) backpropagates in float16, whose smallest
+    number is 6e-8: the gradient of an objective averaged over crops and positions would
+    underflow to zero on its way to the image (and float16's largest, 65504, leaves room for
+    the gradient to grow through the model). Multiplying the objective by this scale, then the
+    float32 gradient by its inverse, is exact (a power of two), and needs no state between
+    steps, unlike Keras's dynamic loss scale.
+    """
+    activations = [tf.cast(output, tf.float32) for output in outputs]
+    with tf.GradientTape() as tape:
+        tape.watch(activations)
+        total = total_of(activations, *arguments)
+    cotangents = tape.gradient(total, activations, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    largest = tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(c)) for c in cotangents]))
+    usable = tf.math.is_finite(largest) & (largest > 0.0)
+    exponent = -tf.round(tf.math.log(tf.where(usable, largest, 1.0)) / np.log(2.0))
+    return tf.pow(2.0, tf.clip_by_value(exponent, -64.0, 64.0))
+
+
 def _build_step(extractor: keras.Model, signature, layer_names, settings: Settings, parametrization):
     optimizer = settings.optimizer
     width = settings.image_shape[1]
     nb_crops = settings.nb_crops
     input_size = settings.model_input_size
+    float16 = computes_in_float16(extractor)
+
+    def objective_of(outputs, arguments, batch_size):
+        """Per-item objective (N, K) of the extractor's outputs: reduced in float32."""
+        return term_values(signature, dict(zip(layer_names, outputs, strict=True)), arguments, batch_size)
+
+    def total_of(outputs, arguments, batch_size):
+        """What each pass differentiates: the objective summed over items, averaged over crops."""
+        return tf.reduce_sum(objective_of(outputs, arguments, batch_size)) / nb_crops
 
     def objective_gradient(sources, boxes, box_indices, noise, arguments, batch_size):
         """Per-item objective (N, K) on the crops, and its gradient on the sources, pass by pass.
@@ -133,11 +164,15 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Settin
                 outputs = extractor(crops + selected[2], training=False)
                 if not isinstance(outputs, (list, tuple)):
                     outputs = [outputs]
-                value = term_values(
-                    signature, dict(zip(layer_names, outputs, strict=True)), arguments, batch_size
-                )
+                value = objective_of(outputs, arguments, batch_size)
                 total = tf.reduce_sum(value) / nb_crops
+                if float16:
+                    with tape.stop_recording():
+                        scale = _gradient_scale(total_of, outputs, arguments, batch_size)
+                    total = total * scale
             part = tape.gradient(total, sources)
+            if float16:
+                part = part / scale
             gradient = part if gradient is None else gradient + part
             values.append(value)
             previous = [gradient]

@@ -488,3 +488,14 @@ def feature_model(model: keras.Model, taps: tuple[Tap, ...]) -> keras.Model:
         outputs = _read(model, [tap.route for tap in taps])
         per_model[key] = keras.Model(model.inputs[0], outputs, name=f"{model.name}_features")
     return per_model[key]
+
+
+def computes_in_float16(model: keras.Model) -> bool:
+    """Whether a layer of `model`, or of a model nested in it, computes in float16 (mixed_float16)."""
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if layer.compute_dtype == "float16":
+            return True
+        stack += getattr(layer, "layers", [])
+    return False
