@@ -33,6 +33,9 @@ BASELINE = dict(nb_steps=30, image_shape=(48, 48), nb_crops=4, seed=0, verbose=0
 # 1e-3 to 0.18 from that for 2% of random weights (4 steps). SGD at 30 moves the images about
 # half as far as Nadam's (1, 0.1) in 4 steps.
 LINEAR = dict(optimizer="sgd", learning_rate=30.0)
+# The runs that tests/multiworker_check.py's workers and their one-device reference make: chunks
+# of three of four items, split 2 + 1 across two replicas, then one item padded to both.
+MULTIWORKER = dict(**CHUNKED, **LINEAR, nb_steps=6, batch_size=3)
 
 
 # ---- tiny models ----

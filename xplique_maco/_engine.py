@@ -274,12 +274,23 @@ def _per_replica(strategy: tf.distribute.Strategy, values: list):
     )
 
 
+@tf.function
+def _gathered(strategy: tf.distribute.Strategy, per_replica) -> tf.Tensor:
+    """The parts of all replicas of all workers, concatenated along the batch, on every worker.
+
+    Compiled (once per strategy and shapes): eager `strategy.gather` retraces at every call.
+    """
+    return strategy.gather(per_replica, axis=0)
+
+
 def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.Tensor, tf.Tensor]:
     """Optimises the phase of the images of `items` (batch positions of the task's objective).
 
     Returns images (n, H, W, C) and transparencies (n, H, W, 1), in the order of `items`.
     `callbacks` are told after each step that one of them wants, with the per-item objective
     values measured at that step (before the update) and a function rendering the images.
+    With several workers every worker returns, and tells its callbacks, all items; callbacks that
+    render images must then be the same on every worker, as each rendering gathers all phases.
     """
     settings, strategy = task.settings, task.strategy
     step = _compiled_step(task)
@@ -296,29 +307,41 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
         arguments.append(tf.nest.map_structure(tf.convert_to_tensor, task.objective.arguments(part)))
     state = _per_replica(strategy, states)
     seeds, arguments = _per_replica(strategy, seeds), _per_replica(strategy, arguments)
-    local = strategy.experimental_local_results
+    # With several workers (MultiWorkerMirroredStrategy) a process holds only its own replicas'
+    # parts: every worker gathers all of them, so each returns (and tells its callbacks) all items.
+    several_workers = len(strategy.experimental_local_results(seeds)) < strategy.num_replicas_in_sync
     width = settings.image_shape[1]
+
+    def parts_of(per_replica) -> list[tf.Tensor]:
+        """The parts of all replicas, in replica order. The gather across workers is a collective
+        that every worker must make at the same point: here at the same steps on all workers."""
+        if several_workers:
+            return [_gathered(strategy, per_replica)]
+        return list(strategy.experimental_local_results(per_replica))
 
     def images_of(phases) -> tf.Tensor:
         rendered = [
-            _render_images(task.parametrization, p, spectrum, controls.values_range, width) for p in phases
+            _render_images(task.parametrization, p, spectrum, controls.values_range, width)
+            for p in parts_of(phases)
         ]
         return tf.concat(rendered, 0)[: len(items)]
 
+    def values_of(values) -> np.ndarray:
+        return np.concatenate([v.numpy() for v in parts_of(values)])[: len(items)]
+
     for index in range(settings.nb_steps):
         state, values = step(state, tf.constant(index, tf.int64), seeds, arguments, spectrum, controls)
+        # Several workers gather the values at every step, whatever their callbacks want, so that
+        # differing callbacks (a progress bar on one worker only) cannot mismatch the collectives.
+        if callbacks.wants_step(index) or several_workers:
+            step_values = values_of(values)
         if callbacks.wants_step(index):
-            phases = local(state[0])
-            callbacks.step(
-                index,
-                np.concatenate([v.numpy() for v in local(values)])[: len(items)],
-                lambda phases=phases: images_of(phases),
-            )
-    images = images_of(local(state[0]))
-    transparencies = tf.concat(local(state[2]), 0)[: len(items)] / settings.nb_steps
+            callbacks.step(index, step_values, lambda phases=state[0]: images_of(phases))
+    images = images_of(state[0])
+    transparencies = tf.concat(parts_of(state[2]), 0)[: len(items)] / settings.nb_steps
     if settings.wrap_crops:
         images, transparencies = centre_on_transparency(images, transparencies)
-    last_values = np.concatenate([v.numpy() for v in local(values)])[: len(items)]
+    last_values = values_of(values)
     if not np.isfinite(last_values).all():
         bad = [int(items[i]) for i in np.flatnonzero(~np.isfinite(last_values))]
         warnings.warn(
