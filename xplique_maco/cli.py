@@ -371,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     render_parser.add_argument(
         "--crops-per-pass",
         type=int,
-        help="model passes of at most this many crops (less memory, same images); default: one pass on "
-        "GPUs and TPUs, passes of about 16 crops on CPUs",
+        help="model passes of at most this many crops (less memory, same images); default: passes of "
+        "about 16 crops on CPUs, on GPUs the largest pass that fits in the device's memory",
     )
     render_parser.add_argument(
         "--shard", default="0/1", help="I/N: render objectives I, I+N, ... (job arrays)"
