@@ -88,8 +88,16 @@ def page(request, atlas, browser):
     tab.close()
 
 
+# The tiles' text is read as textContent: a tile off screen skips its rendering
+# (content-visibility: auto), and until the next frame has laid it out its innerText is "".
+SHOWN = """tiles => tiles
+    .filter(tile => !tile.hidden && getComputedStyle(tile).display !== "none")
+    .map(tile => tile.querySelector(".index").textContent)"""
+
+
 def shown_indices(tab) -> list[int]:
-    return [int(text) for text in tab.locator("a.unit:visible .index").all_inner_texts()]
+    """The indices on the tiles the page shows, in the page's order."""
+    return [int(text) for text in tab.eval_on_selector_all("a.unit", SHOWN)]
 
 
 def wait_for_thumbnails(tab):
@@ -102,7 +110,10 @@ def wait_for_thumbnails(tab):
 def test_every_unit_is_shown_with_its_thumbnail_and_label(page):
     assert page.evaluate("document.compatMode") == "CSS1Compat"  # the marker comment keeps standards mode
     assert shown_indices(page) == INDICES
-    assert page.locator("a.unit .label").all_inner_texts()[1] == "goldfish"
+    assert (
+        page.eval_on_selector_all("a.unit .label", "labels => labels.map(l => l.textContent)")[1]
+        == "goldfish"
+    )
     assert page.locator("#count").inner_text() == "All 7 shown"
     wait_for_thumbnails(page)
     sources = page.eval_on_selector_all("a.unit img", "images => images.map(img => img.getAttribute('src'))")
@@ -165,6 +176,7 @@ def test_the_switch_changes_what_is_shown(page):
 
 def test_detail_view_shows_the_full_image_settings_value_and_files(page, atlas):
     page.locator('a.unit[data-index="5"]').click()
+    page.wait_for_function("document.getElementById('detail').open")  # opened by the hash change
     dialog = page.locator("dialog#detail")
     assert dialog.is_visible()
     assert page.locator("#detail-title").inner_text() == "5 · great white shark"
@@ -189,8 +201,9 @@ def test_detail_view_shows_the_full_image_settings_value_and_files(page, atlas):
     page.keyboard.press("ArrowRight")
     page.wait_for_function("document.getElementById('detail-title').textContent.startsWith('8 ')")
     page.keyboard.press("Escape")
+    # The dialog closes, then its close event clears the link to the unit: wait for both.
+    page.wait_for_function("!document.getElementById('detail').open && location.hash === ''")
     assert not dialog.is_visible()
-    assert page.evaluate("location.hash") == ""
 
 
 def test_a_link_to_a_unit_opens_its_detail(page):
