@@ -21,7 +21,7 @@ _PUBLIC = {
     "_spectrum": ("Spectrum", "natural_spectrum", "compute_spectrum", "load_spectrum"),
     "_optimizers": ("SGD", "Adam", "Nadam"),
     "_plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
-    "_callbacks": ("Callback", "RunInfo", "StepInfo", "History", "Snapshots", "Recorder"),
+    "_callbacks": ("Callback", "RunInfo", "StepInfo", "History", "Snapshots", "Recorder", "EarlyStopping"),
     "_xplique": ("from_xplique", "from_craft"),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
@@ -51,7 +51,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do not run __getattr__
     # ruff: noqa: F401
     from . import atlas, metrics, zoo
-    from ._callbacks import Callback, History, Recorder, RunInfo, Snapshots, StepInfo
+    from ._callbacks import Callback, EarlyStopping, History, Recorder, RunInfo, Snapshots, StepInfo
     from ._driver import fourier, maco
     from ._kinds import Channel, Custom, Direction, Inversion, Layer, Neuron
     from ._objective import Objective, evaluate

@@ -84,6 +84,7 @@ class Callback:
         on_start(run): before the first step, with a `RunInfo`.
         on_step(step): after each step at which `wants_step(index)` is True, with a `StepInfo`.
         on_end(images, transparencies): after the last step, with the returned tensors.
+        should_stop(step) and on_stopped(items, steps): early stopping (see `EarlyStopping`).
 
     Example:
     >>> class PrintBest(Callback):
@@ -105,12 +106,20 @@ class Callback:
     def on_end(self, images: tf.Tensor, transparencies: tf.Tensor) -> None:
         pass
 
+    def should_stop(self, step: StepInfo) -> np.ndarray | None:
+        """Right after `on_step`: True for each item of `step.items` whose image is done (its
+        optimisation may stop), or None to let every item go on (the default)."""
+        return None
+
+    def on_stopped(self, items: tuple[int, ...], steps: int) -> None:
+        """These items stopped early, after `steps` steps: their images will not change."""
+
 
 class History(Callback):
     """Records the objective value of every batch item at every step.
 
     Attributes:
-        values: NumPy array (steps, N) after the run.
+        values: NumPy array (steps, N) after the run; NaN after an item stopped early.
 
     Example:
     >>> history = History()
@@ -238,6 +247,97 @@ class Recorder(Callback):
         atomic_write(self.path, payload)
 
 
+class EarlyStopping(Callback):
+    """Stops each image when it is done, so that finished images stop costing model passes.
+
+    An item is done when its objective has risen by less than `min_rise` (relative to its best
+    value before the window) over the last `window` steps, or when `criterion` says so. Values are
+    fetched from the device every `every` steps only. On one device the items that stop leave
+    the compiled step (each new number of items traces it once); with several replicas a chunk
+    stops when all its items are done.
+
+    Args:
+        window: Steps over which the objective must still rise.
+        min_rise: The smallest relative rise over `window` that keeps an item going.
+        every: Check every this many steps.
+        min_steps: Never stop before this many steps (default: twice `window`).
+        criterion: None, or a function `(images, values) -> bool per item` called at the checks,
+            with the current images (n, H, W, C) NumPy and their objective values (n,): True
+            stops the item (for instance a judge model's confidence above a threshold).
+            Without `min_rise`'s rule then, pass `min_rise=None`.
+
+    Attributes:
+        stopped_at: NumPy array (N,) over the run's items: the steps each item ran.
+
+    Example:
+    >>> stopping = EarlyStopping(window=16, min_rise=0.01)
+    >>> images, _ = maco(objective, nb_steps=256, callbacks=[stopping])
+    >>> stopping.stopped_at
+    """
+
+    def __init__(
+        self,
+        window: int = 16,
+        min_rise: float | None = 0.01,
+        every: int = 4,
+        min_steps: int | None = None,
+        criterion: Callable | None = None,
+    ):
+        self.window = _settings.positive_int("window", window)
+        if min_rise is not None and not (isinstance(min_rise, (int, float)) and min_rise >= 0):
+            raise ValueError(f"`min_rise` must be a number >= 0 or None, received {min_rise!r}.")
+        if min_rise is None and criterion is None:
+            raise ValueError("EarlyStopping needs `min_rise` or a `criterion` (both are None).")
+        if criterion is not None and not callable(criterion):
+            raise TypeError(
+                f"`criterion` must be a function (images, values) -> bools, received {criterion!r}."
+            )
+        self.min_rise = min_rise
+        self.every = _every(every)
+        self.min_steps = (
+            2 * self.window if min_steps is None else _settings.positive_int("min_steps", min_steps)
+        )
+        self.criterion = criterion
+        self.stopped_at = np.zeros(0, int)
+        self._seen: dict[int, dict[int, float]] = {}
+        self._columns: dict[int, int] = {}
+
+    def on_start(self, run: RunInfo) -> None:
+        self.stopped_at = np.full(run.batch_size, run.nb_steps)
+        self._columns = {item: column for column, item in enumerate(run.items)}
+        self._seen = {item: {} for item in run.items}
+
+    def wants_step(self, index: int) -> bool:
+        return (index + 1) % self.every == 0
+
+    def on_step(self, step: StepInfo) -> None:
+        for item, value in zip(step.items, step.values, strict=True):
+            self._seen[item][step.index] = float(value)  # a restarted chunk overwrites its steps
+
+    def should_stop(self, step: StepInfo) -> np.ndarray:
+        done = np.zeros(len(step.items), bool)
+        if step.index + 1 >= self.min_steps and self.min_rise is not None:
+            for row, item in enumerate(step.items):
+                seen = self._seen[item]
+                before = [v for i, v in seen.items() if i <= step.index - self.window]
+                recent = [v for i, v in seen.items() if i > step.index - self.window]
+                if before and recent and np.isfinite(max(before)):
+                    best = max(before)
+                    done[row] = max(recent) - best < self.min_rise * max(abs(best), 1e-12)
+        if self.criterion is not None and step.index + 1 >= self.min_steps:
+            verdict = np.asarray(self.criterion(step.images(), step.values), bool).reshape(-1)
+            if verdict.shape != done.shape:
+                raise ValueError(
+                    f"EarlyStopping's criterion returned {verdict.shape[0]} values for {len(done)} images."
+                )
+            done |= verdict
+        return done
+
+    def on_stopped(self, items: tuple[int, ...], steps: int) -> None:
+        for item in items:
+            self.stopped_at[self._columns[item]] = steps
+
+
 class ProgressBar(Callback):
     """A Keras progress bar with the step and the current objective (mean, min and max over the batch)."""
 
@@ -284,6 +384,8 @@ class CallbackList:
         self.callbacks = list(callbacks)
         self._run: RunInfo | None = None
         self._chunk = 0
+        self._told: list[Callback] = []
+        self._info: StepInfo | None = None
 
     def __bool__(self) -> bool:
         return bool(self.callbacks)
@@ -304,11 +406,18 @@ class CallbackList:
     def wants_step(self, index: int) -> bool:
         return any(callback.wants_step(index) for callback in self.callbacks)
 
-    def step(self, index: int, values: np.ndarray, render: Callable[[], tf.Tensor]) -> None:
-        """After step `index` of the current chunk: `values` per item, `render()` the current images."""
+    def step(self, index: int, values: np.ndarray, render: Callable[[], tf.Tensor], items=None) -> None:
+        """After step `index` of the current chunk: `values` per item, `render()` the current images;
+        `items`: the chunk's items still stepping (all of them by default)."""
         run = self._run
-        items = run.chunks[self._chunk]
+        chunk = run.chunks[self._chunk]
         start = sum(len(chunk) for chunk in run.chunks[: self._chunk])
+        if items is None:
+            items, columns = chunk, np.arange(start, start + len(chunk))
+        else:
+            items = tuple(int(i) for i in items)
+            at = {item: start + column for column, item in enumerate(chunk)}
+            columns = np.array([at[item] for item in items], int)
         cache: list[np.ndarray] = []
 
         def images() -> np.ndarray:
@@ -320,15 +429,29 @@ class CallbackList:
             index=index,
             chunk=self._chunk,
             items=items,
-            columns=np.arange(start, start + len(items)),
+            columns=columns,
             values=values,
             images=images,
             done=self._chunk * run.nb_steps + index + 1,
             total=run.nb_steps * len(run.chunks),
         )
+        self._told = [callback for callback in self.callbacks if callback.wants_step(index)]
+        self._info = info
+        for callback in self._told:
+            callback.on_step(info)
+
+    def stops(self, items) -> np.ndarray | None:
+        """After `step`: True for each of `items` that a callback told of this step says is done."""
+        verdicts = [callback.should_stop(self._info) for callback in self._told]
+        verdicts = [np.asarray(v, bool).reshape(-1) for v in verdicts if v is not None]
+        if not verdicts:
+            return None
+        return np.logical_or.reduce(verdicts)
+
+    def stopped(self, items, steps: int) -> None:
+        items = tuple(int(i) for i in items)
         for callback in self.callbacks:
-            if callback.wants_step(index):
-                callback.on_step(info)
+            callback.on_stopped(items, steps)
 
     def end(self, images, transparencies) -> None:
         for callback in self.callbacks:

@@ -329,21 +329,62 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
     def values_of(values) -> np.ndarray:
         return np.concatenate([v.numpy() for v in parts_of(values)])[: len(items)]
 
+    # Early stopping: `rows` are the positions in `items` of the state's rows. On one device the
+    # rows of items that stopped leave the state (their phase and transparency are kept aside), so
+    # they cost no more model passes; each new number of rows traces the step once. With several
+    # replicas the rows stay (every replica must step) and a chunk ends when all its items stop.
+    rows = np.arange(len(items))
+    steps_done = np.full(len(items), settings.nb_steps)
+    aside: list[tuple[np.ndarray, tf.Tensor, tf.Tensor]] = []
+    compact = strategy.num_replicas_in_sync == 1 and not several_workers
+    done = np.zeros(len(items), bool)
     for index in range(settings.nb_steps):
         state, values = step(state, tf.constant(index, tf.int64), seeds, arguments, spectrum, controls)
         # Several workers gather the values at every step, whatever their callbacks want, so that
         # differing callbacks (a progress bar on one worker only) cannot mismatch the collectives.
         if callbacks.wants_step(index) or several_workers:
             step_values = values_of(values)
-        if callbacks.wants_step(index):
-            callbacks.step(index, step_values, lambda phases=state[0]: images_of(phases))
-    images = images_of(state[0])
-    transparencies = tf.concat(parts_of(state[2]), 0)[: len(items)] / settings.nb_steps
+        if not callbacks.wants_step(index):
+            continue
+        callbacks.step(index, step_values, lambda phases=state[0]: images_of(phases), items=items[rows])
+        stops = callbacks.stops(items[rows])
+        if stops is None or not stops.any():
+            continue
+        if not compact:  # every replica steps: the chunk stops once all its items are done
+            done[stops] = True
+            stops = done
+        if stops.all():
+            steps_done[rows] = index + 1
+            callbacks.stopped(items[rows], index + 1)
+            break
+        if not compact:
+            continue
+        steps_done[rows[stops]] = index + 1
+        callbacks.stopped(items[rows[stops]], index + 1)
+        aside.append(
+            (
+                rows[stops],
+                tf.gather(state[0], np.flatnonzero(stops)),
+                tf.gather(state[2], np.flatnonzero(stops)),
+            )
+        )
+        keep = np.flatnonzero(~stops)
+        rows = rows[keep]
+        state = tf.nest.map_structure(lambda t, keep=keep: tf.gather(t, keep) if t.shape.rank else t, state)
+        seeds = tf.constant(task.item_seeds[items[rows]], tf.int64)
+        arguments = tf.nest.map_structure(tf.convert_to_tensor, task.objective.arguments(items[rows]))
+    phases, sums = state[0], tf.concat(parts_of(state[2]), 0)[: len(items)]
+    if aside:  # the rows that stopped early, back in the order of `items`
+        order = np.argsort(np.concatenate([rows, *[part[0] for part in aside]]))
+        phases = tf.gather(tf.concat([phases, *[part[1] for part in aside]], 0), order)
+        sums = tf.gather(tf.concat([sums, *[part[2] for part in aside]], 0), order)
+    images = images_of(phases)
+    transparencies = sums / tf.constant(steps_done, tf.float32)[:, None, None, None]
     if settings.wrap_crops:
         images, transparencies = centre_on_transparency(images, transparencies)
     last_values = values_of(values)
     if not np.isfinite(last_values).all():
-        bad = [int(items[i]) for i in np.flatnonzero(~np.isfinite(last_values))]
+        bad = [int(items[rows[i]]) for i in np.flatnonzero(~np.isfinite(last_values))]
         warnings.warn(
             f"The objective was NaN or infinite at the last step for batch items {bad} "
             "(an activation undefined for these images?). Non-finite gradients were skipped, so "
