@@ -21,6 +21,7 @@ when it runs out.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import NamedTuple
 
@@ -53,9 +54,10 @@ def accelerator() -> str | None:
     return None
 
 
+@functools.cache
 def device_memory(device: str) -> int | None:
     """Bytes the device may hold: its allocator's limit (a configured logical-device limit
-    included), or None when the runtime does not tell."""
+    included), or None when the runtime does not tell. Read once per device and process."""
     from tensorflow.python.client import device_lib  # the one place TensorFlow reports it
 
     wanted = tf.DeviceSpec.from_string(device)
