@@ -189,6 +189,7 @@ def photo_statistics() -> dict:
 
 JUDGES = {"efficientnet_lite0": "mobilenet_v2", "mobilenet_v2": "efficientnet_lite0"}
 METHODS = ("ours", "xplique", "fourier")
+LOW_PASS_SIDE = 64
 
 
 def render_quality_images(method: str, source, classes, seeds, steps: int, crops: int, size: int):
@@ -204,6 +205,13 @@ def render_quality_images(method: str, source, classes, seeds, steps: int, crops
     return np.concatenate(images), list(classes) * len(seeds)
 
 
+def low_pass(images, side: int = LOW_PASS_SIDE) -> np.ndarray:
+    """The images shrunk to `side` pixels (antialiased) and back: only what reads at a glance."""
+    size = images.shape[1:3]
+    small = tf.image.resize(images, (side, side), antialias=True)
+    return tf.image.resize(small, size, method="bilinear").numpy()
+
+
 def score(images, labels, source, judge, photos) -> dict:
     """Everything the quality table reports for one set of images."""
     logits = source(tf.image.resize(images, (224, 224), antialias=True), training=False).numpy()
@@ -213,6 +221,9 @@ def score(images, labels, source, judge, photos) -> dict:
         "source_top1": float(np.mean(np.argmax(logits, axis=1) == np.array(labels))),
         "source_confidence": float(np.mean(target_confidence(source, images, labels))),
         **{f"judge_{k}": v for k, v in transferability(images, labels, {"j": judge})["j"].items()},
+        **{
+            f"lowpass_{k}": v for k, v in transferability(low_pass(images), labels, {"j": judge})["j"].items()
+        },
         "hf_share_median": float(np.median(shares)),
         "hf_share_min": float(shares.min()),
         "hf_share_max": float(shares.max()),
@@ -446,6 +457,9 @@ def markdown(sections: dict) -> str:
             f"| {r['slope_median']:.2f} | {r['seconds']:.0f} |"
         )
     lines += ["", "![first classes, seed 0](quality.png)", ""]
+    curves = RESULTS / "curves.md"  # written by curves.py report
+    if curves.exists():
+        lines += [curves.read_text().strip(), ""]
     lines += defaults_section()
     return "\n".join(lines)
 

@@ -97,8 +97,8 @@ def table() -> str:
     rows.sort(key=lambda row: (row["source"], -row["judge_top5"], -row.get("judge_confidence", 0)))
     lines = [
         "| source | steps x crops, size | other settings | images | source top-1 | judge top-1 | judge top-5 "
-        "| judge p | HF median | HF in range | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| low-pass top-5 | judge p | HF median | HF in range | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         settings = row["settings"]
@@ -109,9 +109,10 @@ def table() -> str:
             if name not in ("nb_steps", "nb_crops", "image_shape", "verbose", "optimizer")
         )
         judge_p = f"{row['judge_confidence']:.2f}" if "judge_confidence" in row else "-"
+        low_pass = f"{row['lowpass_top5']:.0%}" if "lowpass_top5" in row else "-"
         lines.append(
             f"| {row['source']} | {budget} | {other} | {row['classes'] * row['seeds']} | {row['source_top1']:.0%} "
-            f"| {row['judge_top1']:.0%} | {row['judge_top5']:.0%} | {judge_p} | {row['hf_share_median']:.3f} "
+            f"| {row['judge_top1']:.0%} | {row['judge_top5']:.0%} | {low_pass} | {judge_p} | {row['hf_share_median']:.3f} "
             f"| {row['hf_in_photo_range']:.0%} | {row['seconds']:.0f} |"
         )
     return "\n".join(lines)

@@ -1,0 +1,288 @@
+"""Time to quality: quality against steps and against seconds per class, for ours, Xplique's MACO
+and the Fourier baseline, in both directions (EfficientNet-Lite0 <-> MobileNetV2).
+
+Each point is its own run: our learning rate decays over `nb_steps`, so a 32-step image is not
+a snapshot of a 256-step run. Every point is a `compare.py quality` part (one seed, all classes,
+scored by compare.score: source top-1, judge top-1/top-5, the low-pass judge, the share of
+photo-like spectra), computed in its own process and cached in results/parts/curve_*.json with
+its images beside it (.npz, not committed); rerunning computes only the missing points.
+
+Seconds come from one timing part per source model, measured side by side in one process
+(interleaved repeats): each method's cost of a call with 1 step and with 1 + n steps gives its
+per-call set-up (tracing included) and its per-step time. Ours and the Fourier baseline render
+all classes in one batched call, Xplique one class per call (it takes one objective per call),
+so seconds per class at S steps = (set-up + (S - 1) x step) / classes per call. The quality
+runs' own wall times are not used: this machine is shared and its load varies by 3x.
+
+    python benchmarks/curves.py run --steps 16 32 64 128 256 --classes 16 --seeds 2
+    python benchmarks/curves.py run --only ours --steps 32      # some points only
+    python benchmarks/curves.py report                          # curves.md, curves.json, curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+from compare import CLASSES, JUDGES, METHODS, RESULTS, load, xplique_render  # noqa: E402
+
+from xplique_maco import Neuron, fourier, maco  # noqa: E402
+
+PARTS = RESULTS / "parts"
+STEPS = (16, 32, 64, 128, 256)
+# What "good" means in the report, per direction: every figure at or above its threshold.
+TARGETS = {"source_top1": 0.95, "judge_top5": 0.95, "lowpass_top5": 0.8, "hf_in_photo_range": 0.9}
+FIGURES = {
+    "source_top1": "source top-1",
+    "judge_top1": "judge top-1",
+    "judge_top5": "judge top-5",
+    "lowpass_top5": "low-pass judge top-5",
+    "hf_in_photo_range": "photo-like spectrum",
+}
+EQUAL_COMPUTE = {"crops": 8, "size": 256}
+
+
+def part_name(source: str, method: str, steps: int, seed: int) -> str:
+    return f"curve_{source}_{method}_{steps}_seed{seed}"
+
+
+def _matches(path: Path, classes: int) -> bool:
+    """The cached point exists and was computed on the first `classes` benchmark classes."""
+    return path.exists() and json.loads(path.read_text())["settings"]["classes"] == CLASSES[:classes]
+
+
+def run_points(args) -> None:
+    """Computes the missing points, each `compare.py quality` in its own process."""
+    PARTS.mkdir(parents=True, exist_ok=True)
+    methods = args.only or METHODS
+    for steps in args.steps:
+        for seed in range(args.seeds):
+            for source in args.sources:
+                for method in methods:
+                    name = part_name(source, method, steps, seed)
+                    path = PARTS / f"{name}.json"
+                    if _matches(path, args.classes) and name not in args.redo:
+                        continue
+                    command = [sys.executable, str(Path(__file__).parent / "compare.py"), "quality"]
+                    command += ["--model", source, "--method", method, "--steps", str(steps)]
+                    command += ["--classes", str(args.classes), "--first-seed", str(seed), "--seeds", "1"]
+                    command += ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
+                    command += ["--images", str(PARTS / f"{name}.npz"), "--json"]
+                    started = time.perf_counter()
+                    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+                    path.write_text(output.strip().splitlines()[-1])
+                    print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def timing(args) -> dict:
+    """Per-call set-up and per-step seconds of the three methods on one source model, interleaved."""
+    model = load(args.model)
+    classes = CLASSES[: args.classes]
+    settings = dict(image_shape=(EQUAL_COMPUTE["size"],) * 2, nb_crops=EQUAL_COMPUTE["crops"], verbose=0)
+    calls = {
+        "ours": lambda n: maco(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
+        "fourier": lambda n: fourier(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
+        "xplique": lambda n: xplique_render(
+            model, classes[0], n, EQUAL_COMPUTE["crops"], EQUAL_COMPUTE["size"], 0
+        ),
+    }
+    per_call = {"ours": len(classes), "fourier": len(classes), "xplique": 1}
+    for call in calls.values():
+        call(1)  # first calls trace what later calls reuse (the zoo model, Xplique's own graphs)
+    short = {name: [] for name in calls}
+    long = {name: [] for name in calls}
+    for _ in range(args.repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(1)
+            short[name].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            call(1 + args.probe_steps)
+            long[name].append(time.perf_counter() - start)
+    result = {"model": args.model, "classes": len(classes), "probe_steps": args.probe_steps, "methods": {}}
+    for name in calls:
+        one, more = statistics.median(short[name]), statistics.median(long[name])
+        step = (more - one) / args.probe_steps
+        result["methods"][name] = {
+            "classes_per_call": per_call[name],
+            "setup_s": one - step,
+            "step_s": step,
+            "short_runs": short[name],
+            "long_runs": long[name],
+        }
+    return result
+
+
+def seconds_per_class(timings: dict, method: str, steps: int) -> float:
+    t = timings["methods"][method]
+    return (t["setup_s"] + steps * t["step_s"]) / t["classes_per_call"]
+
+
+def collect(args) -> dict:
+    """The cached points pooled over seeds (mean of the per-seed rates: every seed has the same
+    classes), and the timing parts."""
+    points = []
+    for source in args.sources:
+        for method in METHODS:
+            for steps in STEPS:
+                runs = []
+                for seed in range(args.seeds):
+                    path = PARTS / f"{part_name(source, method, steps, seed)}.json"
+                    if _matches(path, args.classes):
+                        runs.append(json.loads(path.read_text()))
+                if not runs:
+                    continue
+                point = {"source": source, "judge": JUDGES[source], "method": method, "steps": steps}
+                point["seeds"] = [run["settings"]["seeds"][0] for run in runs]
+                point["images"] = sum(run["images"] for run in runs)
+                for key in FIGURES:
+                    point[key] = float(np.mean([run[key] for run in runs if key in run]))
+                points.append(point)
+    timings = {}
+    for source in args.sources:
+        path = PARTS / f"curve_timing_{source}.json"
+        if path.exists() and json.loads(path.read_text())["classes"] == args.classes:
+            timings[source] = json.loads(path.read_text())
+    for point in points:
+        if point["source"] in timings:
+            point["seconds_per_class"] = seconds_per_class(
+                timings[point["source"]], point["method"], point["steps"]
+            )
+    return {"points": points, "timings": timings, "targets": TARGETS}
+
+
+def meets(point: dict) -> bool:
+    return all(point[key] >= threshold for key, threshold in TARGETS.items())
+
+
+def plot(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = sorted({p["source"] for p in curves["points"]})
+    axes_x = [("steps", "steps"), ("seconds_per_class", "seconds per class")]
+    rows = [(source, x) for x in axes_x for source in sources]
+    figure, axes = plt.subplots(
+        len(rows), len(FIGURES), figsize=(3.1 * len(FIGURES), 2.6 * len(rows)), squeeze=False
+    )
+    colours = {"ours": "tab:blue", "xplique": "tab:orange", "fourier": "tab:green"}
+    for r, (source, (x_key, x_label)) in enumerate(rows):
+        for c, (key, label) in enumerate(FIGURES.items()):
+            axis = axes[r, c]
+            for method in METHODS:
+                line = [p for p in curves["points"] if p["source"] == source and p["method"] == method]
+                line = [p for p in line if x_key in p]
+                if not line:
+                    continue
+                axis.plot(
+                    [p[x_key] for p in line],
+                    [p[key] for p in line],
+                    "o-",
+                    color=colours[method],
+                    label=method,
+                )
+            if key in TARGETS:
+                axis.axhline(TARGETS[key], color="grey", linestyle=":", linewidth=1)
+            axis.set_xscale("log", base=2 if x_key == "steps" else 10)
+            axis.set_ylim(-0.03, 1.03)
+            axis.set_xlabel(x_label, fontsize=8)
+            axis.tick_params(labelsize=7)
+            if r == 0:
+                axis.set_title(label, fontsize=9)
+            if c == 0:
+                axis.set_ylabel(f"{source} ->\n{JUDGES[source]}", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+
+
+def markdown(curves: dict) -> str:
+    lines = ["## Quality against steps and seconds", ""]
+    lines += [
+        f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
+        "(`python benchmarks/curves.py run`, see its docstring); rates are over all classes and seeds "
+        "of the point. Seconds per class come from a side-by-side timing of the three methods in one "
+        "process (`curves.py timing`), not from the points' own wall times. The low-pass judge sees each "
+        "image shrunk to 64 px and back.",
+        "",
+        "Targets (dotted lines): "
+        + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
+        + ".",
+        "",
+        "![quality against steps and seconds](curves.png)",
+        "",
+        "| source -> judge | method | steps | images | s/class | "
+        + " | ".join(FIGURES.values())
+        + " | all targets |",
+        "|---|---|---|---|---|" + "---|" * len(FIGURES) + "---|",
+    ]
+    for p in curves["points"]:
+        seconds = f"{p['seconds_per_class']:.1f}" if "seconds_per_class" in p else "-"
+        cells = " | ".join(f"{p[key]:.0%}" for key in FIGURES)
+        lines.append(
+            f"| {p['source']} -> {p['judge']} | {p['method']} | {p['steps']} | {p['images']} | {seconds} "
+            f"| {cells} | {'yes' if meets(p) else 'no'} |"
+        )
+    for source, t in curves["timings"].items():
+        methods = t["methods"]
+        described = "; ".join(
+            f"{name} {m['setup_s']:.1f} s set-up + {m['step_s']:.2f} s/step for {m['classes_per_call']} "
+            f"class{'es' if m['classes_per_call'] > 1 else ''} a call"
+            for name, m in methods.items()
+        )
+        lines += [
+            "",
+            f"Timing on {source} ({t['classes']} classes, medians of interleaved repeats): {described}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def report(args) -> None:
+    curves = collect(args)
+    (RESULTS / "curves.json").write_text(json.dumps(curves, indent=1))
+    if curves["points"]:
+        plot(curves, RESULTS / "curves.png")
+    (RESULTS / "curves.md").write_text(markdown(curves))
+    print((RESULTS / "curves.md").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("part", choices=["run", "timing", "report"])
+    parser.add_argument("--sources", nargs="+", default=list(JUDGES), choices=list(JUDGES))
+    parser.add_argument("--model", default="efficientnet_lite0", choices=list(JUDGES), help="timing")
+    parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
+    parser.add_argument("--only", nargs="+", choices=list(METHODS), help="run: these methods only")
+    parser.add_argument("--classes", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="timing: interleaved repeats")
+    parser.add_argument("--probe-steps", type=int, default=8, help="timing: n of the 1 + n step call")
+    parser.add_argument("--redo", nargs="*", default=[], help="run: recompute these parts")
+    args = parser.parse_args()
+    if args.part == "run":
+        run_points(args)
+    elif args.part == "timing":
+        result = timing(args)
+        PARTS.mkdir(parents=True, exist_ok=True)
+        (PARTS / f"curve_timing_{args.model}.json").write_text(json.dumps(result))
+        print(json.dumps(result, indent=1))
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
