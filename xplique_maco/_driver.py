@@ -105,10 +105,12 @@ def maco(
             most 32 crops; on GPUs, as many images as fit in the device's memory for this
             model (one probe pass measures its cost per crop); where the memory is unknown,
             all at once. A chunk that runs out of memory restarts with smaller passes, then
-            smaller chunks (warned; finished chunks are kept).
+            smaller chunks (warned; finished chunks are kept). Chunks hold whole `Diversity`
+            groups: the size is rounded down to a multiple of their K images.
         items: Render only these batch positions of the objective (in this order). Each keeps
             the random stream of its position, so a subset gives the same images as the
-            whole batch (used to split a job into shards or resume it).
+            whole batch (used to split a job into shards or resume it). With a `Diversity`,
+            whole groups only.
         strategy: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over several GPUs):
             each chunk's items are split across its replicas, which step together. Images
             are the same as on one device for the same seed. Build or load the model under
@@ -180,7 +182,7 @@ def _render(objective, settings: Settings, parametrization, magnitude, callbacks
     objective = as_objective(objective)  # an Xplique objective, read into ours (checked) here
     if not isinstance(objective, Objective):
         raise TypeError(
-            "`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion, Custom "
+            "`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion, Custom, Diversity "
             "or a combination, or an xplique.features_visualizations.Objective), received "
             f"{type(objective).__name__}."
         )

@@ -78,7 +78,8 @@ class Objective:
 
     Build objectives with `Neuron`, `Channel`, `Layer`, `Direction`, `Inversion` or `Custom`,
     and combine them with `+`, `-`, unary `-`, and multiplication or division by a scalar. A
-    batch of size 1 broadcasts against a batch of size N.
+    batch of size 1 broadcasts against a batch of size N. Subtracting a `Diversity` of K
+    images asks for K images of each item, compared with each other.
 
     Each kind is a subclass that says how its terms read their layers: `reduce` (inside the
     compiled step), `batched` (which arguments lead with the batch axis), `check` (against the
@@ -259,7 +260,7 @@ def term_values(signature: tuple, activations: dict, arguments: list, batch_size
         signature: `Objective.signature`.
         activations: Tap key -> activation tensor with N * K leading rows.
         arguments: `Objective.arguments()` as tensors.
-        batch_size: N.
+        batch_size: N (whole groups of the objective's `group` consecutive items).
     """
     total = 0.0
     for (kind, keys, _ranks, static), term_arguments in zip(signature, arguments, strict=True):
