@@ -10,7 +10,8 @@ classifies as the class (top-1). It saves the figures (benchmarks/results/divers
 .md) and a picture of the first class's K images without and with diversity.
 
 Run: python benchmarks/diversity.py            (MobileNetV2, 3 classes, K = 8, 64 steps, 224 px)
-     python benchmarks/diversity.py --images 16 --classes 130
+     python benchmarks/diversity.py --images 16 --classes 130 --name diversity_16 \
+         --picture docs/images/diversity_16.png
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def save_picture(seeds: tf.Tensor, diverse: tf.Tensor, title: str, path: Path) -
                 axis.imshow(np.clip(images[position].numpy(), 0.0, 1.0))
         axes[run * rows_per_run, 0].set_title(label, loc="left", fontsize=10)
     figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    figure.tight_layout(h_pad=1.2)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -150,7 +151,7 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=224, help="side the images are judged at")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="diversity", help="results file stem")
-    parser.add_argument("--picture", type=Path, default=PICTURE)
+    parser.add_argument("--picture", type=lambda text: Path(text) if text else None, default=PICTURE)
     args = parser.parse_args()
     model = load_model(args.model)
     rows = []
@@ -165,6 +166,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}",
         "command": "python benchmarks/diversity.py " + " ".join(sys.argv[1:]),
         "settings": {key: value for key, value in vars(args).items() if key not in ("picture", "name")},
+        "picture": None if args.picture is None else os.path.relpath(args.picture),
         "classes": rows,
         "mean": {
             "seeds_similarity": float(np.mean([r["seeds"]["gram_similarity"] for r in rows])),
