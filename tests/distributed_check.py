@@ -15,7 +15,7 @@ tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConf
 import numpy as np  # noqa: E402
 from helpers import CHUNKED, LINEAR, conv_classifier  # noqa: E402
 
-from xplique_maco import History, Neuron, maco  # noqa: E402
+from xplique_maco import Diversity, History, Neuron, maco  # noqa: E402
 from xplique_maco._engine import trace_count  # noqa: E402
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -32,6 +32,10 @@ traced = trace_count()
 maco(Neuron(model, "logits", [5, 6, 7, 8, 9]), strategy=strategy, **settings)
 retraces = trace_count() - traced
 small, _ = maco(Neuron(model, "logits", 0), strategy=strategy, **settings)  # fewer items than replicas
+# Three groups of two images: replicas get whole groups (4 + 2 images), as one device computes them.
+groups = Neuron(model, "logits", [0, 1, 2]) - 0.5 * Diversity(model, "conv1", images=2)
+grouped, _ = maco(groups, **settings)
+grouped_spread, _ = maco(groups, strategy=strategy, **settings)
 json.dump(
     {
         "image": float(np.abs(single.numpy() - spread.numpy()).max()),
@@ -42,6 +46,7 @@ json.dump(
         "history": list(history.values.shape),
         "retraces": retraces,
         "small": float(np.abs(small.numpy()[0] - single.numpy()[0]).max()),
+        "diversity": float(np.abs(grouped.numpy() - grouped_spread.numpy()).max()),
         "devices": sorted(device.split("device:")[-1] for device in strategy.extended.worker_devices),
     },
     sys.stdout,

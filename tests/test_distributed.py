@@ -39,6 +39,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
     assert result["transparency"] < 1e-3
     assert result["retraces"] == 0
     assert result["small"] < 1e-4
+    assert result["diversity"] < 1e-4
 
 
 def free_ports(count: int) -> list[int]:

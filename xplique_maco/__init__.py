@@ -18,6 +18,7 @@ _PUBLIC = {
     "_driver": ("maco", "fourier"),
     "_objective": ("Objective", "evaluate"),
     "_kinds": ("Neuron", "Channel", "Layer", "Direction", "Inversion", "Custom"),
+    "_diversity": ("Diversity",),
     "_spectrum": ("Spectrum", "natural_spectrum", "compute_spectrum", "load_spectrum"),
     "_optimizers": ("SGD", "Adam", "Nadam"),
     "_plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do 
     # ruff: noqa: F401
     from . import atlas, metrics, zoo
     from ._callbacks import Callback, EarlyStopping, History, Recorder, RunInfo, Snapshots, StepInfo
+    from ._diversity import Diversity
     from ._driver import fourier, maco
     from ._kinds import Channel, Custom, Direction, Inversion, Layer, Neuron
     from ._objective import Objective, evaluate

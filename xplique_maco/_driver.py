@@ -105,10 +105,12 @@ def maco(
             most 32 crops; on GPUs, as many images as fit in the device's memory for this
             model (one probe pass measures its cost per crop); where the memory is unknown,
             all at once. A chunk that runs out of memory restarts with smaller passes, then
-            smaller chunks (warned; finished chunks are kept).
+            smaller chunks (warned; finished chunks are kept). Chunks hold whole `Diversity`
+            groups: the size is rounded down to a multiple of their K images.
         items: Render only these batch positions of the objective (in this order). Each keeps
             the random stream of its position, so a subset gives the same images as the
-            whole batch (used to split a job into shards or resume it).
+            whole batch (used to split a job into shards or resume it). With a `Diversity`,
+            whole groups only.
         strategy: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over several GPUs):
             each chunk's items are split across its replicas, which step together. Images
             are the same as on one device for the same seed. Build or load the model under
@@ -180,7 +182,7 @@ def _render(objective, settings: Settings, parametrization, magnitude, callbacks
     objective = as_objective(objective)  # an Xplique objective, read into ours (checked) here
     if not isinstance(objective, Objective):
         raise TypeError(
-            "`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion, Custom "
+            "`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion, Custom, Diversity "
             "or a combination, or an xplique.features_visualizations.Objective), received "
             f"{type(objective).__name__}."
         )
@@ -191,12 +193,13 @@ def _render(objective, settings: Settings, parametrization, magnitude, callbacks
     if verbose == 1 or (verbose == "auto" and interactive()):
         listeners.callbacks.append(ProgressBar())
     input_shape = image_input_shape(objective.model)
-    positions = _positions(items, objective.batch_size)
+    positions = _positions(items, objective.batch_size, objective.group)
+    _check_groups_fit(settings, objective)
     settings = _decided(settings, objective, input_shape)
     spectrum = parametrization.spectrum(magnitude, input_shape[-1], settings.image_shape)
     extractor = feature_model(objective.model, objective.taps)
     _check_layer_shapes(objective, extractor, (*settings.model_input_size, input_shape[-1]))
-    sizes = _sizes(settings, extractor, input_shape[-1], len(positions), strategy)
+    sizes = _sizes(settings, extractor, input_shape[-1], len(positions), strategy, objective.group)
     task = Task(
         objective=objective,
         extractor=extractor,
@@ -243,19 +246,20 @@ def _after_out_of_memory(task: Task, error: tf.errors.ResourceExhaustedError) ->
     """The task with smaller chunks or passes, after a device ran out of memory (warned); the
     error again, explained, when a pass already holds one crop of one image."""
     settings = task.settings
-    replicas = task.strategy.num_replicas_in_sync
+    replicas, group = task.strategy.num_replicas_in_sync, task.objective.group
     before = _memory.Sizes(settings.batch_size, settings.crops_per_pass)
-    after = _memory.smaller(before, settings.nb_crops, replicas)
+    after = _memory.smaller(before, settings.nb_crops, replicas, group)
     if after is None:
+        least = "one image" if group == 1 else f"each of the {group} images of one Diversity group"
         raise tf.errors.ResourceExhaustedError(
             error.node_def,
             error.op,
-            "Out of memory even with one crop of one image per model pass: lower `model_input_size`, "
+            f"Out of memory even with one crop of {least} per model pass: lower `model_input_size`, "
             f"`image_shape` or `nb_crops`, or free the device's memory. The device said: {error.message}",
         ) from None
     warnings.warn(
-        f"Out of memory with {_described(before, settings.nb_crops, replicas)}: retrying with "
-        f"{_described(after, settings.nb_crops, replicas)} (batch_size={after.batch_size}, "
+        f"Out of memory with {_described(before, settings.nb_crops, replicas, group)}: retrying with "
+        f"{_described(after, settings.nb_crops, replicas, group)} (batch_size={after.batch_size}, "
         f"crops_per_pass={after.crops_per_pass}). Finished chunks are kept and the images are those "
         "these settings give from the start; pass them to start there next time.",
         RuntimeWarning,
@@ -266,8 +270,8 @@ def _after_out_of_memory(task: Task, error: tf.errors.ResourceExhaustedError) ->
     )
 
 
-def _described(sizes: _memory.Sizes, nb_crops: int, replicas: int) -> str:
-    per_device = -(-sizes.batch_size // replicas)
+def _described(sizes: _memory.Sizes, nb_crops: int, replicas: int, group: int) -> str:
+    per_device = _memory.per_device(sizes.batch_size, replicas, group)
     crops = per_device * nb_crops if sizes.crops_per_pass is None else sizes.crops_per_pass
     crops = min(crops, per_device * nb_crops)
     per_image = max(1, crops // per_device)
@@ -294,40 +298,65 @@ def _decided(settings: Settings, objective: Objective, input_shape: tuple) -> Se
     )
 
 
-def _sizes(settings: Settings, extractor, channels: int, count: int, strategy) -> _memory.Sizes:
+def _sizes(settings: Settings, extractor, channels: int, count: int, strategy, group: int) -> _memory.Sizes:
     """Images per chunk and crops per model pass: the user's, else on CPUs what runs fastest, on
-    accelerators what fits their memory (`_memory`), or everything at once where it is unknown."""
+    accelerators what fits their memory (`_memory`), or everything at once where it is unknown.
+
+    Chunks hold whole groups of `group` images (a `Diversity`'s): a chunk size is rounded down to
+    a multiple of it, and a group counts as one item of `group` times the cost."""
     replicas = 1 if strategy is None else strategy.num_replicas_in_sync
     chunk_size, crops_per_pass = settings.batch_size, settings.crops_per_pass
-    if chunk_size is not None and crops_per_pass is not None and -(-chunk_size // replicas) > crops_per_pass:
+    if chunk_size is not None:
+        chunk_size = chunk_size // group * group  # _check_groups_fit: at least one group
+    per_device = None if chunk_size is None else _memory.per_device(chunk_size, replicas, group)
+    if per_device is not None and crops_per_pass is not None and per_device > crops_per_pass:
         raise ValueError(
-            f"`crops_per_pass` {crops_per_pass} is smaller than the {-(-chunk_size // replicas)} images "
+            f"`crops_per_pass` {crops_per_pass} is smaller than the {per_device} images "
             f"a device renders at once (`batch_size` {chunk_size}): every pass takes at least "
             "one crop of each image. Lower `batch_size` or raise `crops_per_pass`."
         )
     if chunk_size is not None and crops_per_pass is not None:
         return _memory.Sizes(chunk_size, crops_per_pass)
     if not _on_accelerators(strategy):
-        chunk_size = chunk_size or max(1, min(count, _CPU_CROPS_PER_CHUNK // settings.nb_crops))
-        if crops_per_pass is not None:
-            chunk_size = min(chunk_size, crops_per_pass)
+        if chunk_size is None:
+            chunk_size = max(1, min(count, _CPU_CROPS_PER_CHUNK // settings.nb_crops))
+            if crops_per_pass is not None:
+                chunk_size = min(chunk_size, crops_per_pass)
+            chunk_size = max(group, chunk_size // group * group)
         return _memory.Sizes(chunk_size, crops_per_pass or _cpu_crops_per_pass(chunk_size, settings.nb_crops))
     device = _memory.accelerator()
     budget = None if device is None else _memory.budget(device)
     if budget is None:  # memory unknown: everything at once, halved if it runs out
         if chunk_size is None:
-            chunk_size = count if crops_per_pass is None else min(count, crops_per_pass * replicas)
+            fitting = count if crops_per_pass is None else crops_per_pass // group * group * replicas
+            chunk_size = min(count, fitting)
         return _memory.Sizes(chunk_size, crops_per_pass)
     per_crop = _memory.crop_cost(extractor, (*settings.model_input_size, channels), device)
     per_item = _memory.item_cost(settings.image_shape, channels)
     nb_crops = settings.nb_crops
     if chunk_size is None and crops_per_pass is None:
-        return _memory.fitting(budget, per_item, per_crop, nb_crops, count, replicas)
+        sizes = _memory.fitting(
+            budget, per_item * group, per_crop, nb_crops * group, count // group, replicas
+        )
+        passes = sizes.crops_per_pass
+        return _memory.Sizes(sizes.batch_size * group, None if passes is None else max(group, passes))
     if chunk_size is None:
-        per_device = min(crops_per_pass, max(1, (budget - crops_per_pass * per_crop) // per_item))
-        return _memory.Sizes(min(count, per_device * replicas), crops_per_pass)
-    per_device = -(-chunk_size // replicas)
+        groups = max(1, (budget - crops_per_pass * per_crop) // (per_item * group))
+        groups = min(crops_per_pass // group, groups)
+        return _memory.Sizes(min(count, groups * group * replicas), crops_per_pass)
     return _memory.Sizes(chunk_size, _memory.passes_fitting(budget, per_item, per_crop, nb_crops, per_device))
+
+
+def _check_groups_fit(settings: Settings, objective: Objective) -> None:
+    """A `Diversity` group is optimised together: a chunk, and a model pass, hold all its images."""
+    group = objective.group
+    for name, value in (("batch_size", settings.batch_size), ("crops_per_pass", settings.crops_per_pass)):
+        if value is not None and value < group:
+            raise ValueError(
+                f"`{name}` {value} is smaller than the {group} images of each Diversity group "
+                f"({objective!r}): a group's images are compared with each other, so a chunk, and "
+                f"every model pass, holds all of them. Use `{name}` >= {group}, or fewer `images`."
+            )
 
 
 def _check_layer_shapes(objective: Objective, extractor, input_shape: tuple) -> None:
@@ -365,7 +394,7 @@ def _item_seeds(seed: int | None, batch_size: int) -> np.ndarray:
     return np.stack([np.full(batch_size, seed), np.arange(batch_size)], axis=1).astype(np.int64)
 
 
-def _positions(items, batch_size: int) -> np.ndarray:
+def _positions(items, batch_size: int, group: int = 1) -> np.ndarray:
     if items is None:
         return np.arange(batch_size)
     positions = np.asarray(items)
@@ -379,4 +408,13 @@ def _positions(items, batch_size: int) -> np.ndarray:
         raise ValueError(
             f"`items` must be a non-empty list of batch positions in 0..{batch_size - 1}, received {items!r}."
         )
+    if group > 1:
+        blocks = np.sort(positions.reshape(-1, group), axis=1) if positions.size % group == 0 else None
+        if blocks is None or not (blocks == blocks[:, :1] // group * group + np.arange(group)).all():
+            raise ValueError(
+                f"`items` must select whole groups of {group} images (a Diversity compares the images "
+                f"of a group, 0..{group - 1}, {group}..{2 * group - 1}, ...): a run of {group} "
+                f"consecutive positions starting at a multiple of {group}, for each group; received "
+                f"{items!r}."
+            )
     return positions.astype(np.int64)

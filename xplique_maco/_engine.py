@@ -258,13 +258,15 @@ def _compiled_step(task: Task):
     return per_strategy[task.strategy]
 
 
-def _split(items: np.ndarray, replicas: int) -> list[np.ndarray]:
-    """Contiguous parts, one per replica; fewer items than replicas are padded with copies of the
-    last one (their results are dropped), since every replica must run."""
+def _split(items: np.ndarray, replicas: int, group: int = 1) -> list[np.ndarray]:
+    """Contiguous parts of whole groups of `group` items, one part per replica; fewer groups than
+    replicas are padded with copies of the last group (their results are dropped), since every
+    replica must run."""
     if replicas == 1:
         return [items]
-    padded = np.concatenate([items, np.full(max(0, replicas - len(items)), items[-1])])
-    return np.array_split(padded, replicas)
+    groups = items.reshape(-1, group)
+    padded = np.concatenate([groups, np.repeat(groups[-1:], max(0, replicas - len(groups)), axis=0)])
+    return [part.reshape(-1) for part in np.array_split(padded, replicas)]
 
 
 def _per_replica(strategy: tf.distribute.Strategy, values: list):
@@ -296,7 +298,8 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
     step = _compiled_step(task)
     spectrum = task.spectrum.tensors()
     controls = _controls(settings)
-    parts = _split(items, strategy.num_replicas_in_sync)
+    group = task.objective.group
+    parts = _split(items, strategy.num_replicas_in_sync, group)
     states, seeds, arguments = [], [], []
     for part in parts:
         part_seeds = tf.constant(task.item_seeds[part], tf.int64)
@@ -333,11 +336,12 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
     # rows of items that stopped leave the state (their phase and transparency are kept aside), so
     # they cost no more model passes; each new number of rows traces the step once. With several
     # replicas the rows stay (every replica must step) and a chunk ends when all its items stop.
+    # The images of a Diversity group are optimised together: they leave when all of them are done.
     rows = np.arange(len(items))
     steps_done = np.full(len(items), settings.nb_steps)
     aside: list[tuple[np.ndarray, tf.Tensor, tf.Tensor]] = []
     compact = strategy.num_replicas_in_sync == 1 and not several_workers
-    done = np.zeros(len(items), bool)
+    done = np.zeros(len(items), bool)  # by position in `items`
     for index in range(settings.nb_steps):
         state, values = step(state, tf.constant(index, tf.int64), seeds, arguments, spectrum, controls)
         # Several workers gather the values at every step, whatever their callbacks want, so that
@@ -350,9 +354,13 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
         stops = callbacks.stops(items[rows])
         if stops is None or not stops.any():
             continue
+        done[rows[stops]] = True
         if not compact:  # every replica steps: the chunk stops once all its items are done
-            done[stops] = True
             stops = done
+        elif group > 1:  # a group leaves once all its images are done
+            stops = np.repeat(done[rows].reshape(-1, group).all(axis=1), group)
+            if not stops.any():
+                continue
         if stops.all():
             steps_done[rows] = index + 1
             callbacks.stopped(items[rows], index + 1)

@@ -158,21 +158,26 @@ def passes_fitting(budget: int, per_item: int, per_crop: int, nb_crops: int, per
     return int(max(per_device, crops))
 
 
-def smaller(sizes: Sizes, nb_crops: int, replicas: int) -> Sizes | None:
+def per_device(batch_size: int, replicas: int, group: int = 1) -> int:
+    """The most images of a chunk one device holds: replicas get whole groups of `group` images."""
+    return -(-(batch_size // group) // replicas) * group
+
+
+def smaller(sizes: Sizes, nb_crops: int, replicas: int, group: int = 1) -> Sizes | None:
     """The sizes to retry with after running out of memory: half the crops of each image per pass
     while a pass holds more than one of each, then half the images per chunk (one crop each per
-    pass); None when a pass already holds one crop of one image."""
-    per_device = -(-sizes.batch_size // replicas)
+    pass), in whole groups of `group` images; None when a pass already holds one crop of each
+    image of one group."""
+    images = per_device(sizes.batch_size, replicas, group)
     per_image = (
-        nb_crops
-        if sizes.crops_per_pass is None
-        else max(1, min(nb_crops, sizes.crops_per_pass // per_device))
+        nb_crops if sizes.crops_per_pass is None else max(1, min(nb_crops, sizes.crops_per_pass // images))
     )
     if per_image > 1:
-        return Sizes(sizes.batch_size, (per_image // 2) * per_device)
-    if per_device > 1:
-        per_device //= 2
-        return Sizes(per_device * replicas, per_device)
+        return Sizes(sizes.batch_size, (per_image // 2) * images)
+    groups = images // group
+    if groups > 1:
+        images = (groups // 2) * group
+        return Sizes(images * replicas, images)
     return None
 
 

@@ -29,6 +29,9 @@ class Term:
         text: How it reads in a `repr`.
         coefficient: Its weight in the sum.
         static: Anything else that shapes the graph (a custom objective's function).
+        group: How many consecutive images the term couples (a `Diversity` compares each image
+            with the others of its group); 1 for terms that read each image on its own. The
+            driver never splits a group across chunks, passes of items or replicas.
     """
 
     kind: type
@@ -38,9 +41,11 @@ class Term:
     text: str
     coefficient: float = 1.0
     static: Hashable = None
+    group: int = 1
 
     @property
     def batch_size(self) -> int:
+        """Rows of its batched arguments (1 when it has none): the items it reads, before groups."""
         return max((len(self.arguments[name]) for name in self.batched), default=1)
 
     @property
@@ -53,12 +58,16 @@ class Term:
         )
 
     def tensors(self, batch_size: int, items: np.ndarray | None) -> dict[str, np.ndarray]:
-        """The arguments broadcast to `batch_size` (then restricted to `items`), with the coefficient."""
+        """The arguments broadcast to `batch_size` (then restricted to `items`), with the coefficient.
+
+        Each row is repeated for the images it stands for: all of them for a single row, the K
+        consecutive images of its group when the objective asks for K images of each item.
+        """
         arguments = dict(self.arguments)
         for name in self.batched:
             values = arguments[name]
             if len(values) != batch_size:
-                values = np.repeat(values, batch_size, axis=0)
+                values = np.repeat(values, batch_size // len(values), axis=0)
             arguments[name] = values if items is None else values[items]
         arguments["coefficient"] = np.float32(self.coefficient)
         return arguments
@@ -69,7 +78,8 @@ class Objective:
 
     Build objectives with `Neuron`, `Channel`, `Layer`, `Direction`, `Inversion` or `Custom`,
     and combine them with `+`, `-`, unary `-`, and multiplication or division by a scalar. A
-    batch of size 1 broadcasts against a batch of size N.
+    batch of size 1 broadcasts against a batch of size N. Subtracting a `Diversity` of K
+    images asks for K images of each item, compared with each other.
 
     Each kind is a subclass that says how its terms read their layers: `reduce` (inside the
     compiled step), `batched` (which arguments lead with the batch axis), `check` (against the
@@ -108,8 +118,17 @@ class Objective:
 
     @property
     def batch_size(self) -> int:
-        """Number of images this objective asks for."""
-        return max(term.batch_size for term in self.terms)
+        """Number of images this objective asks for: `group` images of each item."""
+        return self.group * max(term.batch_size for term in self.terms)
+
+    @property
+    def group(self) -> int:
+        """How many consecutive images are optimised together (K of a `Diversity`), else 1.
+
+        Images 0 .. K - 1 form the first group, K .. 2K - 1 the second, and so on; a group is
+        never split across chunks, `items`, or replicas.
+        """
+        return max(term.group for term in self.terms)
 
     @property
     def taps(self) -> tuple[Tap, ...]:
@@ -175,11 +194,16 @@ class Objective:
                 f"({self.model.name!r} and {other.model.name!r}); all terms of an objective "
                 "must read the same model."
             )
-        sizes = {self.batch_size, other.batch_size}
-        if len(sizes - {1}) > 1:
+        left, right = (max(t.batch_size for t in o.terms) for o in (self, other))
+        if len({left, right} - {1}) > 1:
             raise ValueError(
-                f"Cannot combine objectives with batch sizes {self.batch_size} and "
-                f"{other.batch_size}: sizes must be equal, or one of them 1 (it is broadcast). "
+                f"Cannot combine objectives with batch sizes {left} and {right}: sizes must be "
+                f"equal, or one of them 1 (it is broadcast). Left: {self!r}. Right: {other!r}."
+            )
+        if len({self.group, other.group} - {1}) > 1:
+            raise ValueError(
+                f"Cannot combine objectives that ask for {self.group} and {other.group} images of "
+                "each item (two Diversity terms with different `images`): use one number of images. "
                 f"Left: {self!r}. Right: {other!r}."
             )
         return Objective(self.model, self.terms + other.terms)
@@ -236,7 +260,7 @@ def term_values(signature: tuple, activations: dict, arguments: list, batch_size
         signature: `Objective.signature`.
         activations: Tap key -> activation tensor with N * K leading rows.
         arguments: `Objective.arguments()` as tensors.
-        batch_size: N.
+        batch_size: N (whole groups of the objective's `group` consecutive items).
     """
     total = 0.0
     for (kind, keys, _ranks, static), term_arguments in zip(signature, arguments, strict=True):

@@ -37,6 +37,16 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def group_size(name: str, value) -> int:
+    """An int >= 2: a number of images compared with each other."""
+    if not _is_int(value) or value < 2:
+        raise ValueError(
+            f"`{name}` must be an int >= 2 (the images of each item, compared with each other), "
+            f"received {value!r}."
+        )
+    return int(value)
+
+
 def optional_index(name: str, value) -> int | None:
     """None, or an int >= 0 (a batch position)."""
     if value is not None and (not _is_int(value) or value < 0):
