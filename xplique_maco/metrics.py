@@ -1,4 +1,4 @@
-"""Judging visualisations: target confidence, transferability, plausibility, spectrum statistics."""
+"""Judging visualisations: target confidence, transferability, plausibility, spectrum statistics, path similarity."""
 
 from __future__ import annotations
 
@@ -9,35 +9,21 @@ import numpy as np
 import tensorflow as tf
 
 from . import _settings
+from ._prepare import preparer as _preparer
+from ._sanity import PathSimilarity, offline_photos, path_similarity, random_crops
 
-__all__ = ["target_confidence", "transferability", "plausibility", "spectrum_statistics"]
+__all__ = [
+    "target_confidence",
+    "transferability",
+    "plausibility",
+    "spectrum_statistics",
+    "path_similarity",
+    "PathSimilarity",
+    "random_crops",
+    "offline_photos",
+]
 
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def _preparer(values_range, model_values_range, input_size):
-    """Checks the shared arguments, then gives `prepare(images, model)`: the model's inputs.
-
-    `prepare` rescales images to the model's value range and resizes them (with antialiasing)
-    to `input_size`, else the model's input size, else the library's default size.
-    """
-    low, high = _settings.values_range(values_range)
-    target_low, target_high = _settings.values_range(model_values_range, "model_values_range")
-    if input_size is not None:
-        input_size = _settings.pair_of_ints("input_size", input_size)
-
-    def prepare(images, model: keras.Model) -> tf.Tensor:
-        images = tf.convert_to_tensor(images, tf.float32)
-        if images.shape.rank != 4:
-            raise ValueError(f"`images` must be a batch (N, H, W, C), received shape {tuple(images.shape)}.")
-        images = (images - low) / (high - low) * (target_high - target_low) + target_low
-        size = input_size
-        if size is None:
-            size = tuple(model.inputs[0].shape[1:3])
-            size = (_settings.DEFAULT_INPUT_SIZE,) * 2 if None in size else size
-        return tf.image.resize(images, size, method="bilinear", antialias=True)
-
-    return prepare
 
 
 def _class_indices(classes, count: int) -> np.ndarray:

@@ -1,0 +1,419 @@
+"""A sanity check of visualisations: does the network process them as it processes natural images of the unit?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from . import _model, _settings
+from ._objective import Objective, term_values
+from ._prepare import preparer
+
+# Layer outputs a default spread is chosen from: what a block hands on, not its linear parts.
+_NONLINEAR = ("ReLU", "Activation", "Add", "LeakyReLU", "ELU", "PReLU", "Softmax")
+# How far outside `values_range` images may stray before they are refused (a share of the range).
+_RANGE_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class PathSimilarity:
+    """What `path_similarity` measured: for each visualisation and each layer, how natural its path is.
+
+    Attributes:
+        layers: The layers compared, as paths in the model (`"efficientnet_lite0/block3a_activation"`).
+        similarity: (N, L) cosine similarity of each visualisation's pooled, standardised activation
+            to the mean of its unit's top natural images, per layer.
+        natural_mean: (N, L) the same similarity for the top natural images themselves, each
+            compared to the mean of the others (leave one out), averaged.
+        natural_std: (N, L) the spread (standard deviation) of those natural similarities.
+        z: (N, L) `(similarity - natural_mean) / natural_std`: how many natural spreads the
+            visualisation lies below (negative) or above the unit's own natural images.
+        pool_mean: (N, L) the similarity of the other natural images (not in the top) to the mean
+            of the top ones, averaged: how alike any photo is at that layer.
+        relative: (N, L) `(similarity - pool_mean) / (natural_mean - pool_mean)`: 1 when the
+            visualisation is as alike as the unit's own top images are to each other, 0 when no more
+            alike than any natural image, below 0 when less.
+        percentile: (N, L) the share of top natural images less similar than the visualisation.
+        score: (N,) the median of `relative` over the layers.
+        flagged: (N,) `score < threshold`: the network does not process the visualisation as it
+            processes the natural images that drive the unit most.
+        threshold: The threshold of `flagged`.
+        top_indices: (N, top) the natural images that drive each unit most, best first.
+        unit_values: (N,) the objective on each visualisation.
+        natural_values: (N, top) the objective on its top natural images.
+    """
+
+    layers: tuple[str, ...]
+    similarity: np.ndarray
+    natural_mean: np.ndarray
+    natural_std: np.ndarray
+    z: np.ndarray
+    pool_mean: np.ndarray
+    relative: np.ndarray
+    percentile: np.ndarray
+    score: np.ndarray
+    flagged: np.ndarray
+    threshold: float
+    top_indices: np.ndarray
+    unit_values: np.ndarray
+    natural_values: np.ndarray
+
+    def __str__(self) -> str:
+        width = max(20, *(len(name) for name in self.layers))
+        header = f"{'relative similarity':<{width}}  " + "  ".join(
+            f"image {i:<3}" for i in range(len(self.score))
+        )
+        rows = [header]
+        for position, name in enumerate(self.layers):
+            rows.append(f"{name:<{width}}  " + "  ".join(f"{r:+9.2f}" for r in self.relative[:, position]))
+        rows.append(f"{'median':<{width}}  " + "  ".join(f"{s:+9.2f}" for s in self.score))
+        verdicts = ("FLAGGED" if flag else "ok" for flag in self.flagged)
+        rows.append(f"{f'< {self.threshold:g}':<{width}}  " + "  ".join(f"{v:>9}" for v in verdicts))
+        return "\n".join(rows)
+
+
+def offline_photos() -> list[np.ndarray]:
+    """The seven colour photos that install with scikit-image, scikit-learn and matplotlib, as uint8 RGB.
+
+    skimage.data astronaut, chelsea, coffee and rocket; sklearn's sample images china and
+    flower; matplotlib's grace_hopper.jpg. A natural pool for `random_crops`, needing no download.
+
+    Example:
+    >>> pool = random_crops(offline_photos(), count=256, size=(224, 224), seed=0)
+    """
+    try:
+        import matplotlib.cbook
+        import matplotlib.pyplot as plt
+        from skimage import data
+        from sklearn.datasets import load_sample_images
+    except ImportError as error:
+        raise ImportError(
+            f"offline_photos needs scikit-image, scikit-learn and matplotlib ({error}); "
+            "install them with `pip install scikit-image scikit-learn matplotlib`."
+        ) from error
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), *load_sample_images().images]
+    photos.append(plt.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")))
+    return [np.asarray(photo, np.uint8)[..., :3] for photo in photos]
+
+
+def _photo_in_unit_range(photo, position: int) -> np.ndarray:
+    array = np.asarray(photo)
+    if array.ndim != 3 or array.shape[-1] not in (1, 3) or min(array.shape[:2]) < 2:
+        raise ValueError(
+            f"`photos[{position}]` must be an image (H, W, C) with C in (1, 3) and H, W >= 2, "
+            f"received shape {array.shape}."
+        )
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+        raise ValueError(
+            f"`photos[{position}]` is {np.asarray(photo).dtype} with values outside [0, 1]; "
+            "pass uint8 (0..255) or floats in [0, 1]."
+        )
+    return array
+
+
+def random_crops(
+    photos: Sequence,
+    count: int = 256,
+    size: tuple[int, int] = (224, 224),
+    seed: int = 0,
+    scale: tuple[float, float] = (0.2, 0.6),
+) -> np.ndarray:
+    """Random square crops of photos, resized with antialiasing: a pool of natural images.
+
+    Each crop takes a photo at random (each photo equally often on average), a side of a
+    uniform fraction `scale` of the photo's shorter side, a uniform position, and is resized
+    to `size`. The same arguments give the same crops.
+
+    Args:
+        photos: Images (H, W, C), uint8 in 0..255 or floats in [0, 1], all with the same C.
+        count: Number of crops.
+        size: (height, width) of the crops.
+        seed: Seed of the crop positions.
+        scale: (smallest, largest) side of a crop as a fraction of the photo's shorter side.
+
+    Returns:
+        (count, height, width, C) float32 in [0, 1].
+
+    Example:
+    >>> pool = random_crops(offline_photos(), count=256, size=(224, 224), seed=0)
+    """
+    count = _settings.positive_int("count", count)
+    size = _settings.pair_of_ints("size", size)
+    seed = _settings.seed(seed)
+    if isinstance(photos, np.ndarray) and photos.ndim == 3:
+        raise ValueError("`photos` must be a sequence of images; wrap a single image in a list.")
+    if len(photos) == 0:
+        raise ValueError("`photos` must hold at least one image, received none.")
+    try:
+        smallest, largest = (float(value) for value in scale)
+    except (TypeError, ValueError):
+        smallest = largest = float("nan")
+    if not 0.0 < smallest <= largest <= 1.0:
+        raise ValueError(f"`scale` must be a pair 0 < smallest <= largest <= 1, received {scale!r}.")
+    images = [_photo_in_unit_range(photo, position) for position, photo in enumerate(photos)]
+    if len({image.shape[-1] for image in images}) > 1:
+        raise ValueError("`photos` must all have the same number of channels.")
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(count):
+        photo = images[rng.integers(len(images))]
+        height, width = photo.shape[:2]
+        side = max(2, int(round(rng.uniform(smallest, largest) * min(height, width))))
+        top, left = rng.integers(height - side + 1), rng.integers(width - side + 1)
+        crop = photo[top : top + side, left : left + side]
+        crops.append(tf.image.resize(crop, size, method="bilinear", antialias=True).numpy())
+    return np.stack(crops).astype(np.float32)
+
+
+# ---- the layers to compare ----
+
+
+def _upstream_nodes(model, tap: _model.Tap) -> list:
+    """(route, keys) of every layer call the tap depends on, nested models opened, image first."""
+    owner, keys, found = model, tap.key.split("/"), []
+    for level, node in enumerate(tap.route):
+        ancestors = _model._ancestors(list(node.input_tensors), {id(t) for t in owner.inputs})
+        for route, path in _model._occurrences(owner, lambda _: True, tap.route[:level], tuple(keys[:level])):
+            if id(route[level]) in ancestors:
+                found.append((route, path))
+        owner = node.operation
+    if _model._has_graph(owner):  # the tap is a nested model's output: all of it leads there
+        found += _model._occurrences(owner, lambda _: True, tap.route, tuple(keys))
+    return found
+
+
+def _default_layers(objective: Objective, count: int) -> list[_model.Tap]:
+    """`count` layers spread evenly along the path from the image to the objective's first layer.
+
+    The candidates are the convolutional (rank 4) outputs the layer depends on, nested models
+    opened; nonlinear ones (activations, residual additions) are preferred when there are any.
+    """
+    model, tap = objective.model, objective.taps[0]
+    candidates = []
+    for route, path in _upstream_nodes(model, tap):
+        node = route[-1]
+        if _model._has_graph(node.operation) or len(node.outputs) != 1 or len(node.outputs[0].shape) != 4:
+            continue
+        candidates.append(("/".join(path), type(node.operation).__name__ in _NONLINEAR))
+    if not candidates:
+        raise ValueError(
+            f"No convolutional layer leads to {tap.key!r} in model {model.name!r}, so there is no "
+            "path to compare; pass `layers` explicitly."
+        )
+    pool = [key for key, nonlinear in candidates if nonlinear] or [key for key, _ in candidates]
+    picks = np.unique(np.round(np.linspace(0, len(pool) - 1, min(count, len(pool)))).astype(int))
+    return [_model.find_tap(model, pool[i]) for i in picks]
+
+
+def _layer_taps(objective: Objective, layers) -> list[_model.Tap]:
+    if isinstance(layers, (bool, np.bool_)):
+        raise ValueError(f"`layers` must be a number of layers or a list of layers, received {layers!r}.")
+    if isinstance(layers, (int, np.integer)):
+        return _default_layers(objective, _settings.positive_int("layers", layers))
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
+        raise ValueError(
+            "`layers` must be a positive int (that many layers spread along the path to the unit) or "
+            f"a non-empty list of layer names, paths, indices or layers, received {layers!r}."
+        )
+    taps = list(
+        {tap.key: tap for tap in (_model.find_tap(objective.model, layer) for layer in layers)}.values()
+    )
+    return taps
+
+
+# ---- checks of the images ----
+
+
+def _images(name: str, images, channels: int, low: float, high: float) -> np.ndarray:
+    array = np.asarray(images.numpy() if isinstance(images, tf.Tensor) else images, np.float32)
+    if array.ndim != 4 or array.shape[-1] != channels or 0 in array.shape:
+        raise ValueError(
+            f"`{name}` must be a batch (N, H, W, {channels}) matching the model's {channels} input "
+            f"channels, received shape {array.shape}."
+        )
+    tolerance = _RANGE_TOLERANCE * (high - low)
+    if not np.isfinite(array).all() or array.min() < low - tolerance or array.max() > high + tolerance:
+        raise ValueError(
+            f"`{name}` must lie in values_range ({low:g}, {high:g}); its values span "
+            f"[{np.nanmin(array):.3g}, {np.nanmax(array):.3g}]. Pass the range they are in as `values_range`."
+        )
+    return array
+
+
+# ---- the measurement ----
+
+
+def _pooled(activation: tf.Tensor) -> np.ndarray:
+    """(N, ..., C) -> (N, C): the mean over positions."""
+    activation = tf.cast(activation, tf.float32)
+    if activation.shape.rank > 2:
+        activation = tf.reduce_mean(activation, axis=list(range(1, activation.shape.rank - 1)))
+    return activation.numpy().astype(np.float64)
+
+
+def _run(objective: Objective, model, layer_taps, prepare, images, batch_size: int):
+    """Pooled activations per layer (M, C_l) and the objective of every item on every image (N_obj, M)."""
+    taps = (*objective.taps, *[tap for tap in layer_taps if tap.key not in objective.layer_names])
+    features = _model.feature_model(model, taps)
+    arguments = [
+        tf.nest.map_structure(tf.convert_to_tensor, objective.arguments(np.array([item])))
+        for item in range(objective.batch_size)
+    ]
+    pooled, values = {tap.key: [] for tap in layer_taps}, []
+    for start in range(0, len(images), batch_size):
+        outputs = features(prepare(images[start : start + batch_size], model), training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip([tap.key for tap in taps], outputs, strict=True))
+        for key in pooled:
+            pooled[key].append(_pooled(outputs[key]))
+        reads = {key: outputs[key] for key in objective.layer_names}
+        values.append([term_values(objective.signature, reads, item, 1).numpy()[0] for item in arguments])
+    return {key: np.concatenate(parts) for key, parts in pooled.items()}, np.concatenate(values, axis=1)
+
+
+def _ranks(vectors: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, ties averaged, centred and scaled to unit length."""
+    order = np.argsort(vectors, axis=-1, kind="stable")
+    ranks = np.empty_like(vectors)
+    np.put_along_axis(ranks, order, np.arange(vectors.shape[-1], dtype=float) * np.ones_like(vectors), -1)
+    for row in np.ndindex(vectors.shape[:-1]):  # ties (e.g. channels at 0 after a ReLU) share a rank
+        values, inverse = np.unique(vectors[row], return_inverse=True)
+        if len(values) < vectors.shape[-1]:
+            sums = np.bincount(inverse, ranks[row])
+            ranks[row] = (sums / np.bincount(inverse))[inverse]
+    ranks = ranks - ranks.mean(axis=-1, keepdims=True)
+    return ranks / np.maximum(np.linalg.norm(ranks, axis=-1, keepdims=True), 1e-12)
+
+
+def _layer_figures(natural: np.ndarray, visualisation: np.ndarray, top: np.ndarray) -> tuple:
+    """A visualisation's rank correlation with its top natural images at one layer, and the references.
+
+    The first is Spearman's correlation between the visualisation's pooled channels and the mean of
+    the top images'; the second holds each top image's correlation with the mean of the others; the
+    third each other natural image's correlation with the mean of the top images.
+    """
+    chosen = natural[top]
+    similarity = float(_ranks(visualisation) @ _ranks(chosen.mean(axis=0)))
+    others = (chosen.sum(axis=0)[None] - chosen) / (len(top) - 1)
+    leave_one_out = np.sum(_ranks(chosen) * _ranks(others), axis=-1)
+    rest = np.setdiff1d(np.arange(len(natural)), top)
+    pool = _ranks(natural[rest]) @ _ranks(chosen.mean(axis=0)) if len(rest) else np.zeros(1)
+    return similarity, leave_one_out, pool
+
+
+def path_similarity(
+    objective: Objective,
+    visualizations,
+    natural_images,
+    layers: int | Sequence = 6,
+    top: int = 16,
+    threshold: float = 0.25,
+    values_range: tuple[float, float] = (0.0, 1.0),
+    model_values_range: tuple[float, float] = (0.0, 1.0),
+    input_size: tuple[int, int] | None = None,
+    batch_size: int = 32,
+) -> PathSimilarity:
+    """Whether the network processes each visualisation as it processes natural images of its unit.
+
+    After Geirhos et al. (ICML 2024, "Don't trust your eyes"): a visualisation can be made to show
+    anything, but one that explains the unit is processed, layer by layer, like the natural images
+    that activate it. The natural images are scored by `objective` and the `top` best kept for each
+    item. At each layer, activations are averaged over positions; the visualisation's similarity is
+    Spearman's rank correlation of its channels with the mean of the top natural images'. Two
+    references put it on one scale at every layer: the top images themselves (each one's
+    correlation with the mean of the others) and the rest of the natural images (their correlation
+    with the mean of the top ones). `relative` is 1 when the visualisation is as alike as the unit's
+    own images, 0 when no more alike than any natural image; `z` counts the top images' spreads.
+    An image is `flagged` when the median `relative` over the layers is below `threshold`.
+
+    Args:
+        objective: What the visualisations maximise; batch size N (one item per visualisation) or 1
+            (the same unit for all).
+        visualizations: (N, H, W, C) images in `values_range`.
+        natural_images: (M, H', W', C) natural images in `values_range`, M >= `top` (e.g.
+            `random_crops(offline_photos())`).
+        layers: How many layers to spread along the path from the image to the objective's layer
+            (activations and residual sums, nested models opened), or a list of layers (names,
+            paths, indices or layer objects).
+        top: How many natural images drive each unit (at least 3).
+        threshold: `flagged` means a median `relative` below this.
+        values_range: Range of both image batches.
+        model_values_range: Range the model expects.
+        input_size: Size both batches are resized to (antialiased); defaults to the model's input
+            size, or 224 x 224 for models that take any size.
+        batch_size: Images per model call.
+
+    Returns:
+        A `PathSimilarity`; `print` it for a table of `relative` per layer and image.
+
+    Example:
+    >>> pool = random_crops(offline_photos(), count=256, seed=0)
+    >>> result = path_similarity(Neuron(model, -1, [967, 281]), images, pool)
+    >>> result.flagged
+    array([False,  True])
+    """
+    from ._xplique import as_objective  # here: _xplique builds on the objective modules
+
+    objective = as_objective(objective)
+    low, high = _settings.values_range(values_range)
+    prepare = preparer(values_range, model_values_range, input_size)
+    top = _settings.positive_int("top", top)
+    threshold = _settings.number("threshold", threshold)
+    batch_size = _settings.positive_int("batch_size", batch_size)
+    model = objective.model
+    channels = _model.image_input_shape(model)[-1]
+    visualizations = _images("visualizations", visualizations, channels, low, high)
+    natural_images = _images("natural_images", natural_images, channels, low, high)
+    if objective.batch_size not in (1, len(visualizations)):
+        raise ValueError(
+            f"The objective has batch size {objective.batch_size}, but {len(visualizations)} "
+            "visualizations were passed: give one item per visualisation, or one for all."
+        )
+    layer_taps = _layer_taps(objective, layers)
+    if not 3 <= top <= len(natural_images):
+        raise ValueError(
+            f"`top` must be at least 3 and at most the number of natural images ({len(natural_images)}), "
+            f"received {top}."
+        )
+
+    natural, natural_scores = _run(objective, model, layer_taps, prepare, natural_images, batch_size)
+    seen, seen_scores = _run(objective, model, layer_taps, prepare, visualizations, batch_size)
+    count = len(visualizations)
+    items = np.arange(count) if objective.batch_size == count else np.zeros(count, int)
+    shape = (count, len(layer_taps))
+    similarity, natural_mean, natural_std = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    percentile, pool_mean = np.zeros(shape), np.zeros(shape)
+    chosen = np.argsort(-natural_scores, axis=1, kind="stable")[:, :top]
+    for image, item in enumerate(items):
+        for position, tap in enumerate(layer_taps):
+            value, others, rest = _layer_figures(natural[tap.key], seen[tap.key][image], chosen[item])
+            similarity[image, position] = value
+            pool_mean[image, position] = rest.mean()
+            natural_mean[image, position] = others.mean()
+            natural_std[image, position] = others.std(ddof=1)
+            percentile[image, position] = np.mean(others < value)
+    z = (similarity - natural_mean) / np.maximum(natural_std, 1e-12)
+    relative = (similarity - pool_mean) / np.maximum(natural_mean - pool_mean, 1e-12)
+    score = np.median(relative, axis=1)
+    return PathSimilarity(
+        layers=tuple(tap.key for tap in layer_taps),
+        similarity=similarity,
+        natural_mean=natural_mean,
+        natural_std=natural_std,
+        z=z,
+        pool_mean=pool_mean,
+        relative=relative,
+        percentile=percentile,
+        score=score,
+        flagged=score < threshold,
+        threshold=threshold,
+        top_indices=chosen[items],
+        unit_values=seen_scores[items, np.arange(count)],
+        natural_values=np.take_along_axis(natural_scores, chosen, axis=1)[items],
+    )
