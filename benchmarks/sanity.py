@@ -97,6 +97,7 @@ def main() -> None:
                         ),
                         "z": dict(zip(check.layers, check.z[item].round(2).tolist(), strict=True)),
                         "median_relative": round(float(check.score[item]), 2),
+                        "lowest_z": round(float(check.worst[item]), 2),
                         "flagged": bool(check.flagged[item]),
                     }
                 )
@@ -125,9 +126,7 @@ def picture(runs: dict, pool: np.ndarray, seed: int) -> None:
             axis = figure.add_subplot(grid[row, item])
             axis.imshow(np.clip(images[item], 0, 1))
             verdict = "FLAGGED" if result.flagged[item] else "ok"
-            axis.set_title(
-                f"{title}, {unit}\nmedian relative {result.score[item]:+.2f}: {verdict}", fontsize=8
-            )
+            axis.set_title(f"{title}, {unit}\nlowest z {result.worst[item]:+.1f}: {verdict}", fontsize=8)
             axis.axis("off")
     for item, name in enumerate(("espresso", "cat")):
         for k in range(2):
@@ -140,7 +139,7 @@ def picture(runs: dict, pool: np.ndarray, seed: int) -> None:
         for item, style in ((0, "-"), (1, "--")):
             label = f"{method} seed {run_seed}, {'clean' if item == 0 else 'planted'}"
             curve.plot(
-                result.relative[item],
+                result.z[item],
                 style,
                 marker="o",
                 label=label,
@@ -149,7 +148,8 @@ def picture(runs: dict, pool: np.ndarray, seed: int) -> None:
             )
     curve.axhline(check.threshold, color="k", lw=0.8, ls=":")
     curve.set_xticks(range(len(check.layers)), [name.split("/")[-1] for name in check.layers], fontsize=8)
-    curve.set_ylabel("relative similarity\n(0: any photo, 1: the unit's top crops)")
+    curve.set_ylabel("z: spreads of the unit's\ntop natural crops")
+    curve.set_yscale("symlog", linthresh=5)
     curve.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(ROOT / "docs" / "images" / "sanity.png", dpi=90)

@@ -92,8 +92,11 @@ def result(planted, pool, visualizations):
 
 def test_the_planted_pattern_is_flagged_and_the_natural_like_image_is_not(result):
     assert result.flagged.tolist() == [False, True]
-    assert result.score[0] > 0.5  # about as alike as the unit's own natural images
-    assert result.score[1] < -1.0  # less alike than any natural image, far from the threshold
+    # Seeds 1 to 5 of the fresh fields gave lowest z of -2.5 to 0.4 (clean) and -95 to -48
+    # (planted, at the first layer): the default threshold of -25 sits far from both.
+    assert result.worst[0] > -8.0  # within a few spreads of the unit's own natural images
+    assert result.worst[1] < -35.0
+    assert result.score[1] < -1.0  # less alike than any natural image
     assert (result.z[1] < result.z[0]).all()  # at every layer
 
 
