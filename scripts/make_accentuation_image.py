@@ -39,9 +39,8 @@ def square(photo: np.ndarray, size: int) -> np.ndarray:
     side = min(photo.shape[:2])
     top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
     crop = photo[top : top + side, left : left + side] / 255.0
-    return keras.ops.convert_to_numpy(keras.ops.image.resize(crop, (size, size), antialias=True)).astype(
-        "float32"
-    )
+    resized = keras.ops.convert_to_numpy(keras.ops.image.resize(crop, (size, size), antialias=True))
+    return np.clip(resized, 0.0, 1.0).astype("float32")  # the antialiasing filter overshoots by 1e-7
 
 
 def load_photo(name: str, size: int) -> np.ndarray:

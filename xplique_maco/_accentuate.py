@@ -77,8 +77,8 @@ def accentuate(
         closeness: Weight of the closeness term (>= 0; at 0 only the start and the magnitude
             tie the image to its photo). The closeness is a cosine similarity, at most 1, so
             weigh it against how much the objective can grow: the default suits the logits of
-            ImageNet classifiers, which accentuation raises by tens (EfficientNet-Lite0 at
-            `block3b_add`: 30 barely holds the image, 300 lets a logit rise by a few only).
+            ImageNet classifiers, which accentuation raises by tens; for other objectives,
+            compare it with how much the objective rises at 0.
 
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
