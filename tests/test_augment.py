@@ -132,9 +132,10 @@ def test_the_initial_phases_do_not_grow_with_the_number_of_items():
     from xplique_maco._parametrization import FourierBaseline, MagnitudeConstrained
 
     for parametrization in (MagnitudeConstrained(), FourierBaseline()):
+        spectrum = parametrization.spectrum(None, 3, (24, 24))
 
-        def initial(seeds, parametrization=parametrization):
-            return parametrization.initial(seeds, 3, (24, 24))
+        def initial(seeds, parametrization=parametrization, spectrum=spectrum):
+            return parametrization.initial(spectrum, seeds, None, (24, 24))
 
         small, large = (_graph_size(initial, tf.TensorSpec((n, 2), tf.int64)) for n in (4, 64))
         assert large == small, type(parametrization).__name__

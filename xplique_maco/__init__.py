@@ -16,6 +16,7 @@ from ._version import __version__
 # to editors and documentation tools, which do not run __getattr__; a test keeps them equal).
 _PUBLIC = {
     "_driver": ("maco", "fourier"),
+    "_accentuate": ("accentuate",),
     "_objective": ("Objective", "evaluate"),
     "_kinds": ("Neuron", "Channel", "Layer", "Direction", "Inversion", "Custom"),
     "_diversity": ("Diversity",),
@@ -52,6 +53,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do not run __getattr__
     # ruff: noqa: F401
     from . import atlas, metrics, zoo
+    from ._accentuate import accentuate
     from ._callbacks import Callback, EarlyStopping, History, Recorder, RunInfo, Snapshots, StepInfo
     from ._diversity import Diversity
     from ._driver import fourier, maco

@@ -55,8 +55,8 @@ class Task:
         extractor: The keras.Model over the objective's taps (`_model.feature_model`).
         settings: The call's settings, decided (`wrap_crops`, `model_input_size` and
             `crops_per_pass` set, `optimizer` an instance).
-        parametrization: `MagnitudeConstrained` or `FourierBaseline`.
-        spectrum: Its spectrum (or Fourier scale) at `settings.image_shape`.
+        parametrization: `MagnitudeConstrained`, `PhotoSeeded` or `FourierBaseline`.
+        spectrum: Its spectrum (Fourier scale, or photos' seeds) at `settings.image_shape`.
         item_seeds: (batch size, 2) int64: the random stream of each batch position.
         strategy: Runs each chunk's items split across its replicas.
     """
@@ -296,20 +296,25 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
     """
     settings, strategy = task.settings, task.strategy
     step = _compiled_step(task)
-    spectrum = task.spectrum.tensors()
+    parametrization = task.parametrization
     controls = _controls(settings)
     group = task.objective.group
     parts = _split(items, strategy.num_replicas_in_sync, group)
-    states, seeds, arguments = [], [], []
+    states, seeds, arguments, spectra = [], [], [], []
     for part in parts:
         part_seeds = tf.constant(task.item_seeds[part], tf.int64)
-        params = task.parametrization.initial(part_seeds, task.spectrum.channels, settings.image_shape)
+        params = parametrization.initial(task.spectrum, part_seeds, part, settings.image_shape)
         transparency = tf.zeros((params.shape[0], *settings.image_shape, 1))
         states.append((params, settings.optimizer.init(params), transparency))
         seeds.append(part_seeds)
         arguments.append(tf.nest.map_structure(tf.convert_to_tensor, task.objective.arguments(part)))
+        spectra.append(parametrization.tensors(task.spectrum, part))
     state = _per_replica(strategy, states)
     seeds, arguments = _per_replica(strategy, seeds), _per_replica(strategy, arguments)
+    spectra = _per_replica(strategy, spectra)
+    # The batch positions of the rows of the phases, in the order `parts_of` puts them (padding
+    # included): a parametrisation may hold data per item (`PhotoSeeded`'s magnitudes).
+    positions = np.concatenate(parts)
     # With several workers (MultiWorkerMirroredStrategy) a process holds only its own replicas'
     # parts: every worker gathers all of them, so each returns (and tells its callbacks) all items.
     several_workers = len(strategy.experimental_local_results(seeds)) < strategy.num_replicas_in_sync
@@ -322,11 +327,12 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
             return [_gathered(strategy, per_replica)]
         return list(strategy.experimental_local_results(per_replica))
 
-    def images_of(phases) -> tf.Tensor:
-        rendered = [
-            _render_images(task.parametrization, p, spectrum, controls.values_range, width)
-            for p in parts_of(phases)
-        ]
+    def images_of(phases, positions: np.ndarray) -> tf.Tensor:
+        rendered, first = [], 0
+        for part in parts_of(phases):
+            spectrum = parametrization.tensors(task.spectrum, positions[first : first + part.shape[0]])
+            rendered.append(_render_images(parametrization, part, spectrum, controls.values_range, width))
+            first += part.shape[0]
         return tf.concat(rendered, 0)[: len(items)]
 
     def values_of(values) -> np.ndarray:
@@ -343,14 +349,16 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
     compact = strategy.num_replicas_in_sync == 1 and not several_workers
     done = np.zeros(len(items), bool)  # by position in `items`
     for index in range(settings.nb_steps):
-        state, values = step(state, tf.constant(index, tf.int64), seeds, arguments, spectrum, controls)
+        state, values = step(state, tf.constant(index, tf.int64), seeds, arguments, spectra, controls)
         # Several workers gather the values at every step, whatever their callbacks want, so that
         # differing callbacks (a progress bar on one worker only) cannot mismatch the collectives.
         if callbacks.wants_step(index) or several_workers:
             step_values = values_of(values)
         if not callbacks.wants_step(index):
             continue
-        callbacks.step(index, step_values, lambda phases=state[0]: images_of(phases), items=items[rows])
+        callbacks.step(
+            index, step_values, lambda phases=state[0], at=positions: images_of(phases, at), items=items[rows]
+        )
         stops = callbacks.stops(items[rows])
         if stops is None or not stops.any():
             continue
@@ -381,12 +389,15 @@ def render(task: Task, items: np.ndarray, callbacks: CallbackList) -> tuple[tf.T
         state = tf.nest.map_structure(lambda t, keep=keep: tf.gather(t, keep) if t.shape.rank else t, state)
         seeds = tf.constant(task.item_seeds[items[rows]], tf.int64)
         arguments = tf.nest.map_structure(tf.convert_to_tensor, task.objective.arguments(items[rows]))
+        positions = items[rows]
+        spectra = parametrization.tensors(task.spectrum, positions)
     phases, sums = state[0], tf.concat(parts_of(state[2]), 0)[: len(items)]
     if aside:  # the rows that stopped early, back in the order of `items`
         order = np.argsort(np.concatenate([rows, *[part[0] for part in aside]]))
         phases = tf.gather(tf.concat([phases, *[part[1] for part in aside]], 0), order)
         sums = tf.gather(tf.concat([sums, *[part[2] for part in aside]], 0), order)
-    images = images_of(phases)
+        positions = items
+    images = images_of(phases, positions)
     transparencies = sums / tf.constant(steps_done, tf.float32)[:, None, None, None]
     if settings.wrap_crops:
         images, transparencies = centre_on_transparency(images, transparencies)
