@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from xplique_maco import Callback
 from xplique_maco._engine import trace_count
 
 # ---- run settings: a step takes milliseconds; tests add nb_steps and seed as they need ----
@@ -145,3 +146,40 @@ def assert_refused(call, error: type[BaseException], message: str) -> None:
         call()
     assert message in str(raised.value), str(raised.value)
     assert trace_count() == traced, "traced before failing"
+
+
+# Out of memory, simulated on the CPU (tests/test_memory.py, tests/test_diversity.py).
+
+
+class RunsOut(keras.layers.Layer):
+    """Identity, except that a pass of more than `limit` crops runs out of memory (the error a
+    device raises, here raised while the step is traced, where the pass's size is known)."""
+
+    def __init__(self, limit, **kwargs):
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def call(self, crops):
+        if crops.shape[0] is not None and crops.shape[0] > self.limit:
+            raise tf.errors.ResourceExhaustedError(
+                None,
+                None,
+                f"OOM when allocating a pass of {crops.shape[0]} crops (injected: limit {self.limit})",
+            )
+        return crops
+
+
+def wrapped(layer) -> keras.Model:
+    """The tiny classifier (the same weights as `conv_classifier()`) behind `layer`."""
+    base = conv_classifier()
+    inputs = keras.Input((32, 32, 3))
+    return keras.Model(inputs, base(layer(inputs)))
+
+
+class Plan(Callback):
+    def on_start(self, run):
+        self.chunks = run.chunks
+
+
+def retried(record) -> list[str]:
+    return [str(w.message) for w in record if "Out of memory" in str(w.message)]

@@ -4,8 +4,19 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import CHUNKED, LINEAR, RISE, activations, assert_refused, at_input_size, conv_classifier
-from test_memory import Plan, RunsOut, retried, wrapped
+from helpers import (
+    CHUNKED,
+    LINEAR,
+    RISE,
+    Plan,
+    RunsOut,
+    activations,
+    assert_refused,
+    at_input_size,
+    conv_classifier,
+    retried,
+    wrapped,
+)
 
 from xplique_maco import Callback, Diversity, EarlyStopping, Neuron, _memory, evaluate, maco
 from xplique_maco._engine import _split, trace_count

@@ -12,30 +12,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import CHUNKED, LINEAR, conv_classifier
+from helpers import CHUNKED, LINEAR, Plan, RunsOut, conv_classifier, retried, wrapped
 
 from xplique_maco import Callback, History, Neuron, _driver, _memory, maco
 from xplique_maco._engine import trace_count
 
 SETTINGS = {**CHUNKED, **LINEAR, "nb_steps": 2, "nb_crops": 4}
-
-
-class RunsOut(keras.layers.Layer):
-    """Identity, except that a pass of more than `limit` crops runs out of memory (the error a
-    device raises, here raised while the step is traced, where the pass's size is known)."""
-
-    def __init__(self, limit, **kwargs):
-        super().__init__(**kwargs)
-        self.limit = limit
-
-    def call(self, crops):
-        if crops.shape[0] is not None and crops.shape[0] > self.limit:
-            raise tf.errors.ResourceExhaustedError(
-                None,
-                None,
-                f"OOM when allocating a pass of {crops.shape[0]} crops (injected: limit {self.limit})",
-            )
-        return crops
 
 
 class AllocatesTooMuch(keras.layers.Layer):
@@ -54,22 +36,6 @@ class AllocatesTooMuch(keras.layers.Layer):
 
         with tf.control_dependencies([self.armed.assign(False)]):
             return tf.cond(armed, allocate, lambda: tf.identity(crops))
-
-
-def wrapped(layer) -> keras.Model:
-    """The tiny classifier (the same weights as `conv_classifier()`) behind `layer`."""
-    base = conv_classifier()
-    inputs = keras.Input((32, 32, 3))
-    return keras.Model(inputs, base(layer(inputs)))
-
-
-class Plan(Callback):
-    def on_start(self, run):
-        self.chunks = run.chunks
-
-
-def retried(record) -> list[str]:
-    return [str(w.message) for w in record if "Out of memory" in str(w.message)]
 
 
 @pytest.mark.parametrize(
