@@ -79,8 +79,11 @@ def run_points(args) -> None:
                     command += ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
                     command += ["--images", str(PARTS / f"{name}.npz"), "--json"]
                     started = time.perf_counter()
-                    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-                    path.write_text(output.strip().splitlines()[-1])
+                    done = subprocess.run(command, capture_output=True, text=True)
+                    if done.returncode:  # the other points still run; a rerun retries this one
+                        print(f"{name} failed:\n{done.stderr[-2000:]}", flush=True)
+                        continue
+                    path.write_text(done.stdout.strip().splitlines()[-1])
                     print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 

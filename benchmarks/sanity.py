@@ -117,8 +117,8 @@ def main() -> None:
 
 
 def picture(runs: dict, pool: np.ndarray, seed: int) -> None:
-    figure = plt.figure(figsize=(13, 7.2))
-    grid = figure.add_gridspec(3, 6, height_ratios=[1, 1, 1.1])
+    figure = plt.figure(figsize=(10, 7.6))
+    grid = figure.add_gridspec(3, 4, height_ratios=[1, 1, 1.1])
     check = runs[("maco", seed)][1]
     for row, (method, title) in enumerate((("maco", "maco"), ("fourier", "fourier"))):
         images, result = runs[(method, seed)]
