@@ -5,7 +5,8 @@ Each point is its own run: our learning rate decays over `nb_steps`, so a 32-ste
 a snapshot of a 256-step run. Every point is a `compare.py quality` part (one seed, all classes,
 scored by compare.score: source top-1, judge top-1/top-5, the low-pass judge, the share of
 photo-like spectra), computed in its own process and cached in results/parts/curve_*.json with
-its images beside it (.npz, not committed); rerunning computes only the missing points.
+its images beside it (.npz, not committed); rerunning computes only the missing points. Names
+carry the number of classes, so a pilot on fewer classes and the full run live side by side.
 
 Seconds come from one timing part per source model, measured side by side in one process
 (interleaved repeats): each method's cost of a call with 1 step and with 1 + n steps gives its
@@ -16,7 +17,7 @@ runs' own wall times are not used: this machine is shared and its load varies by
 
     python benchmarks/curves.py run --steps 16 32 64 128 256 --classes 16 --seeds 2
     python benchmarks/curves.py run --only ours --steps 32      # some points only
-    python benchmarks/curves.py report                          # curves.md, curves.json, curves.png
+    python benchmarks/curves.py report         # curves.md, curves.json, curves_c<classes>.png
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ FIGURES = {
 EQUAL_COMPUTE = {"crops": 8, "size": 256}
 
 
-def part_name(source: str, method: str, steps: int, seed: int) -> str:
-    return f"curve_{source}_{method}_{steps}_seed{seed}"
+def part_name(source: str, method: str, steps: int, classes: int, seed: int) -> str:
+    return f"curve_{source}_{method}_{steps}_c{classes}_seed{seed}"
 
 
 def _matches(path: Path, classes: int) -> bool:
@@ -69,7 +70,7 @@ def run_points(args) -> None:
         for seed in range(args.seeds):
             for source in args.sources:
                 for method in methods:
-                    name = part_name(source, method, steps, seed)
+                    name = part_name(source, method, steps, args.classes, seed)
                     path = PARTS / f"{name}.json"
                     if _matches(path, args.classes) and name not in args.redo:
                         continue
@@ -140,7 +141,7 @@ def collect(args) -> dict:
             for steps in STEPS:
                 runs = []
                 for seed in range(args.seeds):
-                    path = PARTS / f"{part_name(source, method, steps, seed)}.json"
+                    path = PARTS / f"{part_name(source, method, steps, args.classes, seed)}.json"
                     if _matches(path, args.classes):
                         runs.append(json.loads(path.read_text()))
                 if not runs:
@@ -153,7 +154,7 @@ def collect(args) -> dict:
                 points.append(point)
     timings = {}
     for source in args.sources:
-        path = PARTS / f"curve_timing_{source}.json"
+        path = PARTS / f"curve_timing_{source}_c{args.classes}.json"
         if path.exists() and json.loads(path.read_text())["classes"] == args.classes:
             timings[source] = json.loads(path.read_text())
     for point in points:
@@ -173,6 +174,7 @@ def plot(curves: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sources = sorted({p["source"] for p in curves["points"]})
     axes_x = [("steps", "steps"), ("seconds_per_class", "seconds per class")]
@@ -198,7 +200,9 @@ def plot(curves: dict, path: Path) -> None:
                 )
             if key in TARGETS:
                 axis.axhline(TARGETS[key], color="grey", linestyle=":", linewidth=1)
-            axis.set_xscale("log", base=2 if x_key == "steps" else 10)
+            axis.set_xscale("log", base=2)
+            axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             axis.set_ylim(-0.03, 1.03)
             axis.set_xlabel(x_label, fontsize=8)
             axis.tick_params(labelsize=7)
@@ -211,8 +215,10 @@ def plot(curves: dict, path: Path) -> None:
     figure.savefig(path, dpi=80)
 
 
-def markdown(curves: dict) -> str:
-    lines = ["## Quality against steps and seconds", ""]
+def markdown(curves: dict, picture: str) -> str:
+    """One section: the points of one number of classes, their plot and table."""
+    seeds = f"{curves['seeds']} seed{'s' if curves['seeds'] > 1 else ''}"
+    lines = [f"### {curves['classes']} classes x {seeds}", ""]
     lines += [
         f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
         "(`python benchmarks/curves.py run`, see its docstring); rates are over all classes and seeds "
@@ -224,7 +230,7 @@ def markdown(curves: dict) -> str:
         + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
         + ".",
         "",
-        "![quality against steps and seconds](curves.png)",
+        f"![quality against steps and seconds, {curves['classes']} classes]({picture})",
         "",
         "| source -> judge | method | steps | images | s/class | "
         + " | ".join(FIGURES.values())
@@ -253,11 +259,22 @@ def markdown(curves: dict) -> str:
 
 
 def report(args) -> None:
-    curves = collect(args)
-    (RESULTS / "curves.json").write_text(json.dumps(curves, indent=1))
-    if curves["points"]:
-        plot(curves, RESULTS / "curves.png")
-    (RESULTS / "curves.md").write_text(markdown(curves))
+    """curves.md (read by compare.py's report), curves.json, and one plot per number of classes
+    that has points: the full run (--classes) first, then smaller pilots (--pilot-classes)."""
+    sections, everything = ["## Quality against steps and seconds", ""], {}
+    for classes in [args.classes, *args.pilot_classes]:
+        args.classes = classes
+        curves = {**collect(args), "classes": classes, "seeds": args.seeds}
+        seeds = {seed for point in curves["points"] for seed in point["seeds"]}
+        curves["seeds"] = len(seeds)
+        if not curves["points"]:
+            continue
+        picture = f"curves_c{classes}.png"
+        plot(curves, RESULTS / picture)
+        sections.append(markdown(curves, picture))
+        everything[f"c{classes}"] = curves
+    (RESULTS / "curves.json").write_text(json.dumps(everything, indent=1))
+    (RESULTS / "curves.md").write_text("\n".join(sections))
     print((RESULTS / "curves.md").read_text())
 
 
@@ -271,6 +288,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
     parser.add_argument("--only", nargs="+", choices=list(METHODS), help="run: these methods only")
     parser.add_argument("--classes", type=int, default=16)
+    parser.add_argument("--pilot-classes", type=int, nargs="*", default=[8], help="report: smaller runs too")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="timing: interleaved repeats")
     parser.add_argument("--probe-steps", type=int, default=8, help="timing: n of the 1 + n step call")
@@ -281,7 +299,7 @@ def main() -> None:
     elif args.part == "timing":
         result = timing(args)
         PARTS.mkdir(parents=True, exist_ok=True)
-        (PARTS / f"curve_timing_{args.model}.json").write_text(json.dumps(result))
+        (PARTS / f"curve_timing_{args.model}_c{args.classes}.json").write_text(json.dumps(result))
         print(json.dumps(result, indent=1))
     else:
         report(args)
