@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from xplique_maco import Layer, maco
-from xplique_maco._augment import blur_factors, crop_and_resize, crop_plan
+from xplique_maco import Layer, Neuron, maco
+from xplique_maco._augment import GLANCE_SCALE, blur_factors, crop_and_resize, crop_plan, glance_count
 
 
 def random_crops(images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options):
@@ -83,6 +83,75 @@ def test_shrunk_crops_are_antialiased():
     assert crops.std() < 0.02 and abs(crops.mean() - 0.5) < 0.01
 
 
+def test_glances_see_the_whole_image_as_a_thumbnail():
+    # Nyquist stripes: crops that hardly shrink the image keep them; a glance (the whole image,
+    # blurred as if shrunk to 2/7 of the model's input side) must average them out.
+    stripes = tf.tile(tf.constant([0.0, 1.0])[None, None, :, None], (2, 96, 48, 3))
+    arguments = (
+        tf.constant([[0, 0], [0, 1]], tf.int64),
+        tf.constant(0, tf.int64),
+        4,
+        tf.constant([0.3, 0.4]),  # 29 to 38 pixels sampled at 40: no blurred copy
+        tf.constant([1.0, 1.0]),
+        (40, 40),
+        tf.constant(0.0),
+    )
+    _, boxes, _, _ = crop_plan(stripes, *arguments, glances=1)
+    np.testing.assert_allclose(boxes.numpy()[[0, 4]], [[0.0, 0.0, 1.0, 1.0]] * 2)  # centred, whole
+    assert np.all(boxes.numpy()[[1, 2, 3, 5, 6, 7], 2] - boxes.numpy()[[1, 2, 3, 5, 6, 7], 0] <= 0.4)
+    crops = random_crops(stripes, *arguments, glances=1).numpy()
+    glances, others = crops[[0, 4]], crops[[1, 2, 3, 5, 6, 7]]
+    assert glances.std() < 0.02 and abs(glances.mean() - 0.5) < 0.01
+    assert others.std() > 0.2
+    plain = random_crops(stripes, *arguments).numpy()
+    np.testing.assert_array_equal(plain[[1, 2, 3, 5, 6, 7]], others)  # the other crops are unchanged
+
+
+def test_wrapped_glances_take_every_shift_of_the_periodic_image():
+    images = tf.random.stateless_uniform((1, 64, 64, 3), seed=(0, 9))
+    seeds = tf.constant([[3, 0]], tf.int64)
+    range_, extent = tf.constant([0.3, 1.0]), tf.constant([1.0, 1.0])
+    tops = [
+        crop_plan(
+            images,
+            seeds,
+            tf.constant(step, tf.int64),
+            2,
+            range_,
+            extent,
+            (32, 32),
+            tf.constant(0.0),
+            wrap=True,
+            glances=2,
+        )[1].numpy()
+        for step in range(4)
+    ]
+    sizes = np.concatenate([box[:, 2] - box[:, 0] for box in tops])
+    np.testing.assert_allclose(sizes, 1.0, atol=1e-6)  # every crop a glance: the whole period
+    assert len({round(float(box[0, 0]), 4) for box in tops}) == 4  # at a new shift every step
+
+
+def test_glance_count_rounds_half_up():
+    assert [glance_count(8, 0.25), glance_count(4, 0.25), glance_count(2, 0.25), glance_count(1, 0.25)] == [
+        2,
+        1,
+        1,
+        0,
+    ]
+    assert glance_count(8, 0.0) == 0 and glance_count(8, 1.0) == 8
+    assert GLANCE_SCALE * 224 == 64
+
+
+def test_glances_are_off_by_default_and_change_the_image_when_asked(model):
+    def render(**glance):
+        return maco(
+            Neuron(model, "logits", 1), nb_steps=3, image_shape=(32, 32), seed=0, verbose=0, **glance
+        )[0].numpy()
+
+    np.testing.assert_array_equal(render(), render(glance=0.0))
+    assert np.abs(render() - render(glance=0.25)).max() > 1e-3
+
+
 def test_no_blurred_copy_when_the_image_is_not_larger_than_the_model_input():
     assert blur_factors((256, 256), (224, 224)) == ()
     assert blur_factors((512, 512), (224, 224)) == (1.5, 2.0)
@@ -98,6 +167,7 @@ def test_wrapped_crops_look_at_the_border_as_much_as_at_the_centre(model):
             nb_crops=8,
             crop_size=(0.3, 0.5),
             wrap_crops=wrap_crops,
+            glance=0.0,  # the random crops' coverage alone (a glance sees the whole image)
             seed=1,
             verbose=0,
         )

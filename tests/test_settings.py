@@ -107,6 +107,18 @@ ERRORS = [
         id="antialias None",
     ),
     pytest.param(
+        neuron_with(glance=1.5),
+        ValueError,
+        "`glance` must be a share of the crops in [0, 1], received 1.5",
+        id="glance 1.5",
+    ),
+    pytest.param(
+        neuron_with(glance="all"),
+        ValueError,
+        "`glance` must be a share of the crops in [0, 1], received 'all'",
+        id="glance 'all'",
+    ),
+    pytest.param(
         neuron_with(learning_rate=0), ValueError, "`learning_rate` must be a finite number > 0", id="rate 0"
     ),
     pytest.param(

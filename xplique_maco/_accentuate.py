@@ -105,6 +105,7 @@ def accentuate(
         crop_size=crop_size,
         wrap_crops=False,
         antialias=antialias,
+        glance=0.0,
         noise=noise,
         optimizer=optimizer,
         learning_rate=learning_rate,

@@ -9,6 +9,11 @@ blurred by a triangle of that half-width (the filter of antialiased bilinear res
 once per step; boxes shrunk less sample the image itself. When the image is not larger than
 the model's input, no copy is made.
 
+Glances: the first G crops of each image are the whole image (the largest box) seen as a
+thumbnail, a copy blurred as if shrunk to `GLANCE_SCALE` of the model's input side (64 of 224
+pixels) and resized back. They ask the model to recognise the object at a glance, not only as
+texture up close.
+
 Crops and noise run as XLA-compiled functions. `tf.image.crop_and_resize` is not used: on CPU
 its gradient with respect to the image adds the contributions of all boxes of one image from
 parallel threads without synchronisation, so it changes from run to run and can be badly wrong
@@ -25,6 +30,8 @@ import tensorflow as tf
 _BOXES, _NOISE = 0, 1
 # Shrink factors from which a box samples a blurred copy of the image (see the module docstring).
 _BLUR_FACTORS = (1.5, 2.0, 3.0, 4.0)
+# A glance sees the image as a thumbnail of this fraction of the model's input side (64 / 224).
+GLANCE_SCALE = 2.0 / 7.0
 # A counter-based generator, which XLA compiles to fast code on CPUs and GPUs.
 _ALGORITHM = "threefry"
 
@@ -161,6 +168,41 @@ def blur_factors(image_shape: tuple[int, int], output_size: tuple[int, int]) -> 
     return tuple(factor for factor in _BLUR_FACTORS if factor <= largest)
 
 
+def glance_count(nb_crops: int, glance: float) -> int:
+    """How many of an image's `nb_crops` crops are glances: the share rounded half up."""
+    return int(glance * nb_crops + 0.5)
+
+
+def _glance_factor(image_shape: tuple[int, int], output_size: tuple[int, int]) -> float:
+    """The shrink of a glance: the largest box's (see `blur_factors`) over `GLANCE_SCALE`."""
+    largest = min(image_shape[0] / output_size[0], image_shape[1] / output_size[1])
+    return largest / GLANCE_SCALE
+
+
+def _with_glances(images, sources, boxes, box_indices, nb_crops, glances, crop_extent, output_size, wrap):
+    """Crops 0 .. glances - 1 of each image turned into glances: the largest box, at the drawn
+    position with `wrap` (every shift alike) or centred, sampling a blurred copy of the image
+    appended after `sources` (the image itself if the glance hardly shrinks it)."""
+    batch_size = images.shape[0]
+    factor = _glance_factor(images.shape[1:3], output_size)
+    crop_index = tf.range(batch_size * nb_crops) % nb_crops
+    is_glance = crop_index < glances
+    if wrap:
+        top, left = boxes[:, 0], boxes[:, 1]
+    else:
+        top = tf.fill(boxes[:, :1].shape[:1], (1.0 - crop_extent[0]) / 2.0)
+        left = tf.fill(boxes[:, :1].shape[:1], (1.0 - crop_extent[1]) / 2.0)
+    whole = tf.stack([top, left, top + crop_extent[0], left + crop_extent[1]], axis=1)
+    boxes = tf.where(is_glance[:, None], whole, boxes)
+    item = tf.range(batch_size * nb_crops, dtype=tf.int32) // nb_crops
+    if factor >= _BLUR_FACTORS[0]:
+        glance_index = sources.shape[0] + item
+        sources = tf.concat([sources, _blurred(images, factor, wrap)], axis=0)
+    else:
+        glance_index = item * (sources.shape[0] // batch_size)  # the image itself
+    return sources, boxes, tf.where(is_glance, glance_index, box_indices)
+
+
 def _triangle(factor: float, channels: int) -> tf.Tensor:
     """A normalised triangle of half-width `factor` pixels, as a depthwise kernel (k, 1, C, 1)."""
     reach = int(factor - 1e-6)
@@ -212,6 +254,7 @@ def crop_plan(
     noise_std: tf.Tensor,
     wrap: bool = False,
     antialias: bool = False,
+    glances: int = 0,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """What the K random crops of each of N images sample, before sampling them.
 
@@ -226,12 +269,15 @@ def crop_plan(
         noise_std: Scalar standard deviation of the added noise, in pixel units.
         wrap: Boxes may cross the image edges and read the opposite side (periodic images).
         antialias: Boxes shrunk by 1.5 or more sample a blurred copy of the image.
+        glances: The first `glances` crops of each image are glances (see the module docstring).
 
     Returns:
         `(sources, boxes, box_indices, noise)`: the images and their blurred copies
-        (N * (1 + F), H, W, C), boxes (N * K, 4) and the source of each (N * K,), and the noise
-        (N * K, h, w, C) to add; rows i * K to i * K + K - 1 belong to image i.
+        (N * (1 + F), H, W, C), then with glances the glances' copies (N more), boxes (N * K, 4)
+        and the source of each (N * K,), and the noise (N * K, h, w, C) to add; rows i * K to
+        i * K + K - 1 belong to image i.
     """
+    images_in = images
     batch_size, height, _, channels = images.shape
     boxes = _compiled_boxes(item_seeds, step, nb_crops, crop_range, crop_extent, wrap)
     box_indices = tf.repeat(tf.range(batch_size, dtype=tf.int32), nb_crops)
@@ -244,5 +290,9 @@ def crop_plan(
         shrink = (boxes[:, 2] - boxes[:, 0]) * height / output_size[0]
         level = tf.reduce_sum(tf.cast(shrink[:, None] >= tf.constant(factors)[None], tf.int32), axis=1)
         box_indices = box_indices * (1 + len(factors)) + level
+    if glances:
+        images, boxes, box_indices = _with_glances(
+            images_in, images, boxes, box_indices, nb_crops, glances, crop_extent, output_size, wrap
+        )
     noise = noise_std * _compiled_noise(item_seeds, step, (nb_crops, *output_size, channels))
     return images, boxes, box_indices, noise

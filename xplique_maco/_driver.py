@@ -49,6 +49,7 @@ def maco(
     items: Sequence[int] | None = None,
     strategy: tf.distribute.Strategy | None = None,
     crops_per_pass: int | None = None,
+    glance: float = 0.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Feature visualisation by MAgnitude Constrained Optimisation (Fel et al., 2023).
 
@@ -123,6 +124,16 @@ def maco(
             hold at most this many images. None: on CPUs, passes of about 16 crops; on GPUs,
             one pass when it fits in the device's memory, else the largest pass that does.
 
+        glance: Share of each image's crops per step that are glances: the largest crop
+            (the whole image when it has the model's aspect ratio) seen as a thumbnail,
+            blurred as if shrunk to 2/7 of the model's input side (64 of 224 pixels) and
+            resized back, so the object must read at a glance, not only as texture up close.
+            Blurred even with `antialias=False`. The count is the share of `nb_crops` rounded
+            half up. 0 (the default) turns them off; 0.25 (2 of 8 crops) raised a judge
+            model's top-5 on images shrunk to 64 px from 50% to 88% (EfficientNet-Lite0 ->
+            MobileNetV2) and from 53% to 78% (MobileNetV2 -> EfficientNet-Lite0) at 64 steps,
+            16 classes x 2 seeds (the metrics page). Glances lower the objective values
+            reported along the way, as part of the crops are blurred.
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
         (N, H, W, 1) >= 0.
@@ -156,6 +167,7 @@ def fourier(
     items: Sequence[int] | None = None,
     strategy: tf.distribute.Strategy | None = None,
     crops_per_pass: int | None = None,
+    glance: float = 0.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The classic Fourier feature visualisation (Olah et al., 2017), as a baseline for MACO.
 

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._augment import crop_and_resize, crop_plan
+from ._augment import crop_and_resize, crop_plan, glance_count
 from ._callbacks import CallbackList
 from ._model import computes_in_float16
 from ._objective import Objective, term_values
@@ -132,6 +132,7 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Settin
     optimizer = settings.optimizer
     width = settings.image_shape[1]
     nb_crops = settings.nb_crops
+    glances = glance_count(nb_crops, settings.glance)
     input_size = settings.model_input_size
     float16 = computes_in_float16(extractor)
 
@@ -197,6 +198,7 @@ def _build_step(extractor: keras.Model, signature, layer_names, settings: Settin
                 controls.noise_std,
                 settings.wrap_crops,
                 settings.antialias,
+                glances,
             )
         values, sources_gradient = objective_gradient(
             sources, boxes, box_indices, noise, arguments, batch_size
@@ -235,6 +237,7 @@ def _compiled_step(task: Task):
         settings.optimizer,
         settings.wrap_crops,
         settings.antialias,
+        glance_count(settings.nb_crops, settings.glance),
         settings.crops_per_pass,
     )
     # Keyed by the user's model (the steps hold the extractor, not the model), so both are

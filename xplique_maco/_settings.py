@@ -192,6 +192,7 @@ class Settings:
     crop_size: tuple[float, float]
     wrap_crops: bool | None
     antialias: bool
+    glance: float
     noise: float
     optimizer: object
     learning_rate: tuple[float, float]
@@ -209,6 +210,7 @@ class Settings:
             "crop_size": crop_range(self.crop_size),
             "wrap_crops": optional_boolean("wrap_crops", self.wrap_crops),
             "antialias": boolean("antialias", self.antialias),
+            "glance": number("glance", self.glance, 0.0, 1.0, "a share of the crops in [0, 1]"),
             "noise": number("noise", self.noise, minimum=0.0),
             "learning_rate": learning_rates(self.learning_rate),
             "values_range": values_range(self.values_range),
