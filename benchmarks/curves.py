@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -35,12 +36,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, JUDGES, METHODS, RESULTS, load, xplique_render  # noqa: E402
+from compare import CLASSES, GLANCE, JUDGES, METHODS, RESULTS, load, xplique_render  # noqa: E402
 
 from xplique_maco import Neuron, fourier, maco  # noqa: E402
 
 PARTS = RESULTS / "parts"
 STEPS = (16, 32, 64, 128, 256)
+# Ours at the defaults, ours with glances (maco(glance=GLANCE)), and the anchors.
+CURVE_METHODS = ("ours", "ours_glance", *(m for m in METHODS if m != "ours"))
+STYLES = {
+    "ours": ("tab:blue", "o-"),
+    "ours_glance": ("tab:purple", "s--"),
+    "xplique": ("tab:orange", "o-"),
+    "fourier": ("tab:green", "o-"),
+}
 # What "good" means in the report, per direction: every figure at or above its threshold.
 TARGETS = {"source_top1": 0.95, "judge_top5": 0.95, "lowpass_top5": 0.8, "hf_in_photo_range": 0.9}
 FIGURES = {
@@ -65,7 +74,7 @@ def _matches(path: Path, classes: int) -> bool:
 def run_points(args) -> None:
     """Computes the missing points, each `compare.py quality` in its own process."""
     PARTS.mkdir(parents=True, exist_ok=True)
-    methods = args.only or METHODS
+    methods = args.only or CURVE_METHODS
     for steps in args.steps:
         for seed in range(args.seeds):
             for source in args.sources:
@@ -95,12 +104,15 @@ def timing(args) -> dict:
     settings = dict(image_shape=(EQUAL_COMPUTE["size"],) * 2, nb_crops=EQUAL_COMPUTE["crops"], verbose=0)
     calls = {
         "ours": lambda n: maco(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
+        "ours_glance": lambda n: maco(
+            Neuron(model, -1, classes), nb_steps=n, seed=0, glance=GLANCE, **settings
+        )[0].numpy(),
         "fourier": lambda n: fourier(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
         "xplique": lambda n: xplique_render(
             model, classes[0], n, EQUAL_COMPUTE["crops"], EQUAL_COMPUTE["size"], 0
         ),
     }
-    per_call = {"ours": len(classes), "fourier": len(classes), "xplique": 1}
+    per_call = {"ours": len(classes), "ours_glance": len(classes), "fourier": len(classes), "xplique": 1}
     for call in calls.values():
         call(1)  # first calls trace what later calls reuse (the zoo model, Xplique's own graphs)
     short = {name: [] for name in calls}
@@ -132,13 +144,21 @@ def seconds_per_class(timings: dict, method: str, steps: int) -> float:
     return (t["setup_s"] + steps * t["step_s"]) / t["classes_per_call"]
 
 
+def measured_steps(source: str, method: str, classes: int) -> list[int]:
+    """The step counts with a cached point of this method (STEPS, and any other count run)."""
+    pattern = re.compile(rf"curve_{source}_{method}_(\d+)_c{classes}_seed\d+\.json")
+    return sorted(
+        {int(m.group(1)) for path in PARTS.glob("curve_*.json") if (m := pattern.fullmatch(path.name))}
+    )
+
+
 def collect(args) -> dict:
     """The cached points pooled over seeds (mean of the per-seed rates: every seed has the same
     classes), and the timing parts."""
     points = []
     for source in args.sources:
-        for method in METHODS:
-            for steps in STEPS:
+        for method in CURVE_METHODS:
+            for steps in measured_steps(source, method, args.classes):
                 runs = []
                 for seed in range(args.seeds):
                     path = PARTS / f"{part_name(source, method, steps, args.classes, seed)}.json"
@@ -158,7 +178,7 @@ def collect(args) -> dict:
         if path.exists() and json.loads(path.read_text())["classes"] == args.classes:
             timings[source] = json.loads(path.read_text())
     for point in points:
-        if point["source"] in timings:
+        if point["source"] in timings and point["method"] in timings[point["source"]]["methods"]:
             point["seconds_per_class"] = seconds_per_class(
                 timings[point["source"]], point["method"], point["steps"]
             )
@@ -167,6 +187,47 @@ def collect(args) -> dict:
 
 def meets(point: dict) -> bool:
     return all(point[key] >= threshold for key, threshold in TARGETS.items())
+
+
+def first_reached(curves: dict) -> list[dict]:
+    """Per direction and method, the fewest measured steps at which each target (and all of
+    them together) holds: time to quality in steps and in seconds per class."""
+    rows = []
+    directions = sorted({p["source"] for p in curves["points"]})
+    for source in directions:
+        for method in CURVE_METHODS:
+            line = sorted(
+                (p for p in curves["points"] if p["source"] == source and p["method"] == method),
+                key=lambda p: p["steps"],
+            )
+            if not line:
+                continue
+            row = {"source": source, "judge": JUDGES[source], "method": method}
+            row["measured"] = [p["steps"] for p in line]
+            checks = {key: (lambda p, key=key: p[key] >= TARGETS[key]) for key in TARGETS}
+            checks["all"] = meets
+            for name, check in checks.items():
+                # Reached at S steps when it holds at S and at every measured count above S
+                # (a rate that dips again later was not reached for good).
+                reached = None
+                for point in reversed(line):
+                    if not check(point):
+                        break
+                    reached = point
+                row[name] = (
+                    None
+                    if reached is None
+                    else {"steps": reached["steps"], "seconds_per_class": reached.get("seconds_per_class")}
+                )
+            rows.append(row)
+    return rows
+
+
+def _reached_cell(reached: dict | None) -> str:
+    if reached is None:
+        return "not reached"
+    seconds = reached["seconds_per_class"]
+    return f"{reached['steps']}" + (f" ({seconds:.1f} s)" if seconds is not None else "")
 
 
 def plot(curves: dict, path: Path) -> None:
@@ -182,11 +243,10 @@ def plot(curves: dict, path: Path) -> None:
     figure, axes = plt.subplots(
         len(rows), len(FIGURES), figsize=(3.1 * len(FIGURES), 2.6 * len(rows)), squeeze=False
     )
-    colours = {"ours": "tab:blue", "xplique": "tab:orange", "fourier": "tab:green"}
     for r, (source, (x_key, x_label)) in enumerate(rows):
         for c, (key, label) in enumerate(FIGURES.items()):
             axis = axes[r, c]
-            for method in METHODS:
+            for method in CURVE_METHODS:
                 line = [p for p in curves["points"] if p["source"] == source and p["method"] == method]
                 line = [p for p in line if x_key in p]
                 if not line:
@@ -194,9 +254,9 @@ def plot(curves: dict, path: Path) -> None:
                 axis.plot(
                     [p[x_key] for p in line],
                     [p[key] for p in line],
-                    "o-",
-                    color=colours[method],
-                    label=method,
+                    STYLES[method][1],
+                    color=STYLES[method][0],
+                    label=method.replace("_", " "),
                 )
             if key in TARGETS:
                 axis.axhline(TARGETS[key], color="grey", linestyle=":", linewidth=1)
@@ -244,6 +304,20 @@ def markdown(curves: dict, picture: str) -> str:
             f"| {p['source']} -> {p['judge']} | {p['method']} | {p['steps']} | {p['images']} | {seconds} "
             f"| {cells} | {'yes' if meets(p) else 'no'} |"
         )
+    lines += [
+        "",
+        "Time to quality: the fewest measured steps (and seconds per class) from which each target "
+        'holds at every larger measured count; "not reached" if it fails at the largest one.',
+        "",
+        "| source -> judge | method | steps measured | "
+        + " | ".join(FIGURES[key] for key in TARGETS)
+        + " | all targets |",
+        "|---|---|---|" + "---|" * len(TARGETS) + "---|",
+    ]
+    for row in first_reached(curves):
+        cells = " | ".join(_reached_cell(row[key]) for key in [*TARGETS, "all"])
+        measured = ", ".join(str(steps) for steps in row["measured"])
+        lines.append(f"| {row['source']} -> {row['judge']} | {row['method']} | {measured} | {cells} |")
     for source, t in curves["timings"].items():
         methods = t["methods"]
         described = "; ".join(
@@ -270,6 +344,7 @@ def report(args) -> None:
     for classes in [args.classes, *args.pilot_classes]:
         args.classes = classes
         curves = {**collect(args), "classes": classes, "seeds": args.seeds}
+        curves["first_reached"] = first_reached(curves)
         seeds = {seed for point in curves["points"] for seed in point["seeds"]}
         curves["seeds"] = len(seeds)
         if not curves["points"]:
@@ -291,7 +366,7 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=list(JUDGES), choices=list(JUDGES))
     parser.add_argument("--model", default="efficientnet_lite0", choices=list(JUDGES), help="timing")
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
-    parser.add_argument("--only", nargs="+", choices=list(METHODS), help="run: these methods only")
+    parser.add_argument("--only", nargs="+", choices=list(CURVE_METHODS), help="run: these methods only")
     parser.add_argument("--classes", type=int, default=16)
     parser.add_argument("--pilot-classes", type=int, nargs="*", default=[8], help="report: smaller runs too")
     parser.add_argument("--seeds", type=int, default=2)
