@@ -190,8 +190,8 @@ def _with_glances(images, sources, boxes, box_indices, nb_crops, glances, crop_e
     if wrap:
         top, left = boxes[:, 0], boxes[:, 1]
     else:
-        top = tf.fill(boxes[:, :1].shape[:1], (1.0 - crop_extent[0]) / 2.0)
-        left = tf.fill(boxes[:, :1].shape[:1], (1.0 - crop_extent[1]) / 2.0)
+        top = tf.fill([boxes.shape[0]], (1.0 - crop_extent[0]) / 2.0)
+        left = tf.fill([boxes.shape[0]], (1.0 - crop_extent[1]) / 2.0)
     whole = tf.stack([top, left, top + crop_extent[0], left + crop_extent[1]], axis=1)
     boxes = tf.where(is_glance[:, None], whole, boxes)
     item = tf.range(batch_size * nb_crops, dtype=tf.int32) // nb_crops

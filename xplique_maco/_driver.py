@@ -123,7 +123,6 @@ def maco(
             many steps, as it does any other summation order). With `batch_size` None, chunks
             hold at most this many images. None: on CPUs, passes of about 16 crops; on GPUs,
             one pass when it fits in the device's memory, else the largest pass that does.
-
         glance: Share of each image's crops per step that are glances: the largest crop
             (the whole image when it has the model's aspect ratio) seen as a thumbnail,
             blurred as if shrunk to 2/7 of the model's input side (64 of 224 pixels) and
@@ -134,6 +133,7 @@ def maco(
             MobileNetV2) and from 53% to 78% (MobileNetV2 -> EfficientNet-Lite0) at 64 steps,
             16 classes x 2 seeds (the metrics page). Glances lower the objective values
             reported along the way, as part of the crops are blurred.
+
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
         (N, H, W, 1) >= 0.
