@@ -54,9 +54,10 @@ def measure(name: str, image_size: int, nb_crops: int) -> dict:
     }
 
 
-def image_side(image_size: int) -> dict:
+def image_side(image_size: int, glance: float = 0.0) -> dict:
     """Resident memory per image of a step on the image side alone (a one-convolution model, one
-    crop of 32 px): the growth of the peak RSS from a chunk of 3 images to one of 9, per image."""
+    crop of 32 px, a glance if `glance` is 1): the growth of the peak RSS from a chunk of 3 images
+    to one of 9, per image."""
     import keras
 
     from xplique_maco import Neuron, _memory, maco
@@ -66,13 +67,14 @@ def image_side(image_size: int) -> dict:
     peaks = []
     for count in (3, 9):
         settings = dict(nb_steps=2, nb_crops=1, batch_size=count, crops_per_pass=count, verbose=0, seed=0)
+        settings["glance"] = glance
         maco(Neuron(model, -1, list(range(count))), image_shape=(image_size, image_size), **settings)
         peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     resident = (peaks[1] - peaks[0]) / 6
     return {
-        "image side": f"{image_size} x {image_size} RGB",
+        "image side": f"{image_size} x {image_size} RGB" + (" with glances" if glance else ""),
         "resident MB per image (CPU)": round(resident / 1e6, 1),
-        "rule's MB per image": round(_memory.item_cost((image_size, image_size), 3) / 1e6, 1),
+        "rule's MB per image": round(_memory.item_cost((image_size, image_size), 3, bool(glance)) / 1e6, 1),
     }
 
 
@@ -83,10 +85,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["MobileNetV2", "ResNet50", "EfficientNetB0", "VGG16"])
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--crops", type=int, default=8)
+    parser.add_argument(
+        "--glance", type=float, default=0.0, choices=[0.0, 1.0], help="image side with a glance"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.one == "image side":
-        print(json.dumps(image_side(arguments.image_size)))
+        print(json.dumps(image_side(arguments.image_size, arguments.glance)))
         return
     if arguments.one:
         print(json.dumps(measure(arguments.one, arguments.image_size, arguments.crops)))
@@ -95,6 +100,7 @@ def main() -> None:
     for name in ["image side", *arguments.models]:
         command = [sys.executable, __file__, "--one", name]
         command += ["--image-size", str(arguments.image_size), "--crops", str(arguments.crops)]
+        command += ["--glance", str(arguments.glance)]
         run = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
         print(run.stdout.strip().splitlines()[-1], flush=True)
 

@@ -146,9 +146,10 @@ def fake_accelerator(monkeypatch, memory: int | None, in_use: int = 0):
     monkeypatch.setattr(_memory, "memory_in_use", lambda device: in_use)
 
 
-def memory_for(images: int, crops: int, per_crop: int, image_shape=(40, 40)) -> int:
-    """The device memory whose budget holds `images` images and `crops` crops exactly."""
-    need = images * _memory.item_cost(image_shape, 3) + crops * per_crop
+def memory_for(images: int, crops: int, per_crop: int, image_shape=(40, 40), glances=True) -> int:
+    """The device memory whose budget holds `images` images (with glances: the default) and
+    `crops` crops exactly."""
+    need = images * _memory.item_cost(image_shape, 3, glances) + crops * per_crop
     return int(np.ceil(need / _memory.MEMORY_FRACTION)) + 16
 
 
@@ -239,6 +240,23 @@ def test_on_an_accelerator_the_memory_in_use_is_left_out(monkeypatch):
     fake_accelerator(monkeypatch, memory_for(4, 16, per_crop), in_use=weights)
     maco(objective, callbacks=[plan], **{**SETTINGS, "nb_steps": 1})
     assert [len(chunk) for chunk in plan.chunks] == [2, 2, 2]
+
+
+def test_on_an_accelerator_glances_count_their_blurred_copy(monkeypatch):
+    """A device that holds 4 images of 4 crops exactly holds fewer once a crop of each is a glance:
+    the glance's blurred copy and its gradient cost memory on the image side."""
+    model = conv_classifier()
+    objective = Neuron(model, -1, list(range(6)))
+    from xplique_maco._model import feature_model
+
+    per_crop = _memory.crop_cost(feature_model(model, objective.taps), (32, 32, 3), "/device:CPU:0")
+    assert _memory.item_cost((40, 40), 3, True) > _memory.item_cost((40, 40), 3)
+    fake_accelerator(monkeypatch, memory_for(4, 16, per_crop, glances=False))
+    plan = Plan()
+    maco(objective, callbacks=[plan], glance=0.0, **{**SETTINGS, "nb_steps": 1})
+    assert [len(chunk) for chunk in plan.chunks] == [4, 2]
+    maco(objective, callbacks=[plan], glance=0.25, **{**SETTINGS, "nb_steps": 1})
+    assert [len(chunk) for chunk in plan.chunks] == [3, 3]
 
 
 def test_on_an_accelerator_of_unknown_memory_everything_runs_at_once(monkeypatch):

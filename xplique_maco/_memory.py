@@ -10,7 +10,8 @@ The rule, on GPUs and TPUs (CPUs keep the cache-driven defaults of `_driver`):
                it ignores fused and freed tensors) where it does not
     per item = IMAGE_COPIES image-sized float32 arrays (phase, optimizer moments, image, its
                gradient, the Fourier transforms and their gradients, the transparency, the
-               crops' blurred sources and the temporaries of all these; measured on the CPU)
+               crops' blurred sources and the temporaries of all these; measured on the CPU),
+               GLANCE_COPIES more with glances (their blurred copy and its gradient)
     images per device = budget // (per item + nb_crops x per crop), one model pass each step;
     if not even one image's crops fit: one image per device, passes of
                (budget - per item) // per crop crops.
@@ -33,6 +34,8 @@ MEMORY_FRACTION = 0.8
 # Measured here: 84 to 105 MB of resident memory per 512 x 512 RGB image on the image side of
 # a step (benchmarks/memory_rule.py), 27 to 33 image-sized float32 arrays.
 IMAGE_COPIES = 32
+# Glances add 2 to 5 such arrays (the same script, `--glance 1`: 26 to 31 against 22 to 34).
+GLANCE_COPIES = 4
 _PROBE_CROPS = 2
 _COSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -134,9 +137,10 @@ def _derived(extractor: keras.Model, input_shape) -> int:
     return max(1, total)
 
 
-def item_cost(image_shape: tuple[int, int], channels: int) -> int:
+def item_cost(image_shape: tuple[int, int], channels: int, glances: bool = False) -> int:
     """Bytes one image costs on the image side of a step, whatever the model."""
-    return IMAGE_COPIES * image_shape[0] * image_shape[1] * channels * 4
+    copies = IMAGE_COPIES + (GLANCE_COPIES if glances else 0)
+    return copies * image_shape[0] * image_shape[1] * channels * 4
 
 
 def fitting(budget: int, per_item: int, per_crop: int, nb_crops: int, count: int, replicas: int) -> Sizes:
