@@ -36,13 +36,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, GLANCE, JUDGES, METHODS, RESULTS, load, xplique_render  # noqa: E402
+from compare import CLASSES, GLANCE, JUDGES, METHODS, NAMES, RESULTS, load, xplique_render  # noqa: E402
 
 from xplique_maco import Neuron, fourier, maco  # noqa: E402
 
 PARTS = RESULTS / "parts"
 STEPS = (16, 32, 64, 128, 256)
-# Ours at the defaults, ours with glances (maco(glance=GLANCE)), and the anchors.
+# Ours without glances (maco(glance=0), the defaults before glances), ours at the defaults
+# (glance=GLANCE), and the anchors. The codes name the cached parts; NAMES what reports show.
 CURVE_METHODS = ("ours", "ours_glance", *(m for m in METHODS if m != "ours"))
 STYLES = {
     "ours": ("tab:blue", "o-"),
@@ -103,7 +104,9 @@ def timing(args) -> dict:
     classes = CLASSES[: args.classes]
     settings = dict(image_shape=(EQUAL_COMPUTE["size"],) * 2, nb_crops=EQUAL_COMPUTE["crops"], verbose=0)
     calls = {
-        "ours": lambda n: maco(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
+        "ours": lambda n: maco(Neuron(model, -1, classes), nb_steps=n, seed=0, glance=0.0, **settings)[
+            0
+        ].numpy(),
         "ours_glance": lambda n: maco(
             Neuron(model, -1, classes), nb_steps=n, seed=0, glance=GLANCE, **settings
         )[0].numpy(),
@@ -256,7 +259,7 @@ def plot(curves: dict, path: Path) -> None:
                     [p[key] for p in line],
                     STYLES[method][1],
                     color=STYLES[method][0],
-                    label=method.replace("_", " "),
+                    label=NAMES.get(method, method),
                 )
             if key in TARGETS:
                 axis.axhline(TARGETS[key], color="grey", linestyle=":", linewidth=1)
@@ -301,7 +304,7 @@ def markdown(curves: dict, picture: str) -> str:
         seconds = f"{p['seconds_per_class']:.1f}" if "seconds_per_class" in p else "-"
         cells = " | ".join(f"{p[key]:.0%}" for key in FIGURES)
         lines.append(
-            f"| {p['source']} -> {p['judge']} | {p['method']} | {p['steps']} | {p['images']} | {seconds} "
+            f"| {p['source']} -> {p['judge']} | {NAMES.get(p['method'], p['method'])} | {p['steps']} | {p['images']} | {seconds} "
             f"| {cells} | {'yes' if meets(p) else 'no'} |"
         )
     lines += [
@@ -317,7 +320,9 @@ def markdown(curves: dict, picture: str) -> str:
     for row in first_reached(curves):
         cells = " | ".join(_reached_cell(row[key]) for key in [*TARGETS, "all"])
         measured = ", ".join(str(steps) for steps in row["measured"])
-        lines.append(f"| {row['source']} -> {row['judge']} | {row['method']} | {measured} | {cells} |")
+        lines.append(
+            f"| {row['source']} -> {row['judge']} | {NAMES.get(row['method'], row['method'])} | {measured} | {cells} |"
+        )
     for source, t in curves["timings"].items():
         methods = t["methods"]
         described = "; ".join(

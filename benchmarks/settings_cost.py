@@ -1,8 +1,8 @@
-"""Seconds per step of maco under the settings tune.py compares (image size, antialiasing, crops),
-measured side by side in one process, alternating, on EfficientNet-Lite0: the "per second" half of
-"transferability per second". Quality comes from tune.py; this gives the cost.
+"""Seconds per step of maco under the settings tune.py compares (image size, antialiasing, crops,
+glances), measured side by side in one process, alternating, on EfficientNet-Lite0: the "per
+second" half of "transferability per second". Quality comes from tune.py; this gives the cost.
 
-Run: python benchmarks/settings_cost.py
+Run: python benchmarks/settings_cost.py [--settings "256 px, 8 crops" "256 px, 8 crops, no glances"]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from xplique_maco import Neuron, maco  # noqa: E402
 
 SETTINGS = {
     "256 px, 8 crops": dict(image_shape=(256, 256), nb_crops=8),
+    "256 px, 8 crops, no glances": dict(image_shape=(256, 256), nb_crops=8, glance=0.0),
     "512 px, 8 crops": dict(image_shape=(512, 512), nb_crops=8),
+    "512 px, 8 crops, no glances": dict(image_shape=(512, 512), nb_crops=8, glance=0.0),
     "512 px, 8 crops, no antialias": dict(image_shape=(512, 512), nb_crops=8, antialias=False),
     "512 px, 4 crops": dict(image_shape=(512, 512), nb_crops=4),
     "512 px, 32 crops": dict(image_shape=(512, 512), nb_crops=32),
@@ -33,13 +35,17 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--steps", type=int, default=6, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="these only (default: all)")
     args = parser.parse_args()
     objective = Neuron(load(args.model), -1, 1)
 
     def render(settings: dict):
         return lambda steps: maco(objective, nb_steps=steps, seed=0, verbose=0, **settings)[0].numpy()
 
-    runs = {name: render(settings) for name, settings in SETTINGS.items()}
+    chosen = args.settings or list(SETTINGS)
+    if "256 px, 8 crops" not in chosen:
+        chosen = ["256 px, 8 crops", *chosen]  # the baseline of the ratios
+    runs = {name: render(SETTINGS[name]) for name in chosen}
     for run in runs.values():
         run(1)  # trace
     times = per_step(runs, args.steps, args.repeats)

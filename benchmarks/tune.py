@@ -31,7 +31,7 @@ LOG = RESULTS / "tuning.jsonl"
 TUNED_DEFAULTS = {
     name: parameter.default
     for name, parameter in inspect.signature(maco).parameters.items()
-    if name in ("crop_size", "wrap_crops", "antialias", "noise", "learning_rate", "optimizer")
+    if name in ("crop_size", "wrap_crops", "antialias", "noise", "learning_rate", "optimizer", "glance")
 }
 
 

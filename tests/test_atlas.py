@@ -187,6 +187,24 @@ def test_finished_images_are_never_overwritten_by_other_settings(model_file, tmp
     assert {path: path.read_bytes() for path in tmp_path.glob("*.png")} == before
 
 
+def test_a_folder_rendered_before_glances_were_the_default_resumes_with_glance_0(
+    model_file, tmp_path, capsys
+):
+    args = ["render", str(model_file), "--layer", "logits", "--indices", "0:2", "--output", str(tmp_path)]
+    assert main(args + SMALL_RENDER + ["--glance", "0"]) == 0
+    for manifest in tmp_path.glob(atlas.MANIFESTS):  # as written before `glance` was recorded
+        lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+        for entry in lines:
+            assert entry["settings"].pop("glance") == 0.0
+        manifest.write_text("".join(json.dumps(entry) + "\n" for entry in lines))
+    before = {path: path.read_bytes() for path in tmp_path.glob("*.png")}
+    assert main(args + SMALL_RENDER) == 2  # the default glances would mix other images in
+    assert "made with glance=0: pass that to resume it" in capsys.readouterr().err
+    assert main(args + SMALL_RENDER + ["--glance", "0"]) == 0
+    assert "Rendered 0 objectives" in capsys.readouterr().out
+    assert {path: path.read_bytes() for path in tmp_path.glob("*.png")} == before
+
+
 # (bad call, error type, words the message must contain)
 ERRORS = [
     pytest.param(

@@ -107,6 +107,33 @@ def test_glances_see_the_whole_image_as_a_thumbnail():
     np.testing.assert_array_equal(plain[[1, 2, 3, 5, 6, 7]], others)  # the other crops are unchanged
 
 
+def test_glances_beside_antialiased_crops_sample_their_own_copy():
+    # An image twice the model's input: shrunk crops sample the antialiased copies, glances a
+    # copy appended after them (blurred by 2 / (2/7) = 7 pixels), and no box reads another's.
+    stripes = tf.tile(tf.constant([0.0, 1.0])[None, None, :, None], (2, 80, 40, 3))
+    arguments = (
+        tf.constant([[0, 0], [0, 1]], tf.int64),
+        tf.constant(0, tf.int64),
+        4,
+        tf.constant([0.3, 1.0]),
+        tf.constant([1.0, 1.0]),
+        (40, 40),
+        tf.constant(0.0),
+    )
+    plain_sources, _, plain_indices, _ = crop_plan(stripes, *arguments, antialias=True)
+    sources, boxes, indices, _ = crop_plan(stripes, *arguments, antialias=True, glances=1)
+    copies = len(blur_factors((80, 80), (40, 40)))
+    assert copies == 2 and sources.shape[0] == plain_sources.shape[0] + 2 == 2 * (1 + copies) + 2
+    np.testing.assert_array_equal(sources[: plain_sources.shape[0]], plain_sources)
+    np.testing.assert_array_equal(indices.numpy()[[0, 4]], [6, 7])  # each image's own glance copy
+    np.testing.assert_array_equal(
+        indices.numpy()[[1, 2, 3, 5, 6, 7]], plain_indices.numpy()[[1, 2, 3, 5, 6, 7]]
+    )
+    crops = random_crops(stripes, *arguments, antialias=True, glances=1).numpy()
+    assert crops[[0, 4]].std() < 0.01 and abs(crops[[0, 4]].mean() - 0.5) < 0.01
+    np.testing.assert_allclose(boxes.numpy()[[0, 4]], [[0.0, 0.0, 1.0, 1.0]] * 2)
+
+
 def test_wrapped_glances_take_every_shift_of_the_periodic_image():
     images = tf.random.stateless_uniform((1, 64, 64, 3), seed=(0, 9))
     seeds = tf.constant([[3, 0]], tf.int64)
@@ -142,14 +169,14 @@ def test_glance_count_rounds_half_up():
     assert GLANCE_SCALE * 224 == 64
 
 
-def test_glances_are_off_by_default_and_change_the_image_when_asked(model):
+def test_glances_are_on_by_default_and_change_the_image(model):
     def render(**glance):
         return maco(
             Neuron(model, "logits", 1), nb_steps=3, image_shape=(32, 32), seed=0, verbose=0, **glance
         )[0].numpy()
 
-    np.testing.assert_array_equal(render(), render(glance=0.0))
-    assert np.abs(render() - render(glance=0.25)).max() > 1e-3
+    np.testing.assert_array_equal(render(), render(glance=0.25))
+    assert np.abs(render() - render(glance=0.0)).max() > 1e-3
 
 
 def test_no_blurred_copy_when_the_image_is_not_larger_than_the_model_input():

@@ -74,11 +74,12 @@ def test_diversity_makes_k_images_of_one_unit_differ_while_the_unit_still_rises(
         name: 1.0 - evaluate(similarity, images).mean()
         for name, images in (("alike", alike), ("diverse", diverse), ("together", together))
     }
-    # Measured: 1 - similarity 0.021 for the copies, 0.049 with Diversity (seeds 0, 1, 2 alike);
-    # the penalty's sign decides the direction, so pulling the images together must go below.
-    assert spread["diverse"] > 1.6 * spread["alike"], spread
+    # Measured: 1 - similarity 0.022 for the copies, 0.036 with Diversity (0.021 and 0.049
+    # without glances); the penalty's sign decides the direction, so pulling the images
+    # together must go below.
+    assert spread["diverse"] > 1.4 * spread["alike"], spread
     assert spread["together"] < spread["alike"] < spread["diverse"], spread
-    # Measured: logit 0.164 at the start, 0.221 for the copies, 0.219 with Diversity.
+    # Measured: logit 0.163 at the start, 0.217 for the copies, 0.219 with Diversity.
     value = evaluate(copies, diverse).mean()
     assert value > 0.9 * evaluate(copies, alike).mean()
     assert value > 1.15 * evaluate(copies, start).mean()

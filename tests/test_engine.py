@@ -148,6 +148,11 @@ def test_crops_per_pass_splits_the_model_passes_and_keeps_the_images():
     assert passes() == [6, 6, 3]  # crops 0-1, 2-3 and 4 of each of the 3 images
     np.testing.assert_allclose(split.numpy(), whole.numpy(), atol=1e-4)
     np.testing.assert_allclose(split_masks.numpy(), whole_masks.numpy(), rtol=1e-3, atol=1e-7)
+    # With glances (crops 0 and 1 of each image) the passes cut through them just the same.
+    glanced, _ = maco(objective, nb_steps=4, glance=0.4, **settings)
+    split_glanced, _ = maco(objective, nb_steps=4, glance=0.4, crops_per_pass=6, **settings)
+    assert np.abs(glanced.numpy() - whole.numpy()).max() > 1e-3
+    np.testing.assert_allclose(split_glanced.numpy(), glanced.numpy(), atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ After each finished batch the folder's page, `index.html`, is rebuilt from all i
 
 from __future__ import annotations
 
+import inspect
 import re
 import signal
 import warnings
@@ -112,10 +113,21 @@ def _finished(output: Path, settings: dict) -> set[int]:
     done: set[int] = set()
     for path in sorted(output.glob(MANIFESTS)):
         for number, entry in read_manifest(path).entries:
-            if entry.get("settings") != settings:
+            recorded = entry.get("settings")
+            if isinstance(recorded, dict) and "glance" not in recorded:
+                recorded = {**recorded, "glance": 0.0}  # made before glances existed
+            if recorded != settings:
+                only_glance = (
+                    isinstance(recorded, dict) and {**recorded, "glance": settings["glance"]} == settings
+                )
+                hint = (
+                    f" (made with glance={recorded['glance']:g}: pass that to resume it)"
+                    if only_glance
+                    else ""
+                )
                 raise ValueError(
                     f"{output} holds results made with other settings ({path.name} line {number}: "
-                    f"{entry.get('settings')}); use another output folder to render these ones."
+                    f"{entry.get('settings')}){hint}; use another output folder to render these ones."
                 )
             if all((output / name).is_file() for name in entry.get("files", {}).values()):
                 done.add(int(entry["index"]))
@@ -123,6 +135,8 @@ def _finished(output: Path, settings: dict) -> set[int]:
 
 
 _HOW_NOT_WHAT = ("crops_per_pass",)
+# Folders rendered before glances became the default (0.25) resume only with glance=0.
+_DEFAULT_GLANCE = inspect.signature(maco).parameters["glance"].default
 
 
 def render_atlas(
@@ -195,6 +209,7 @@ def render_atlas(
         check_page_folder(output)  # before any rendering: a user's own index.html is never replaced
     # How the work is split (crops_per_pass) does not change the images: not part of the settings.
     identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
+    identity.setdefault("glance", _DEFAULT_GLANCE)  # a default that changed once: always recorded
     settings = {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
     values_range = maco_settings.get("values_range", (0.0, 1.0))
     manifest = output / manifest_name(shard)

@@ -118,6 +118,7 @@ def demo(args: argparse.Namespace) -> int:
         "model_input_size": [224, 224],
         "nb_crops": args.crops,
         "nb_steps": args.steps,
+        "glance": MACO["glance"],
     }
     titles, lines = [], []
     for position, index in enumerate(indices):
@@ -247,6 +248,7 @@ def _render(args: argparse.Namespace, indices: list[int], shard: tuple[int, int]
         image_shape=(args.image_size, args.image_size),
         nb_crops=args.crops,
         values_range=tuple(args.values_range),
+        glance=args.glance,
     )
     if args.model_input_size:
         settings["model_input_size"] = tuple(args.model_input_size)
@@ -344,6 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=MACO["nb_crops"],
         help=f"crops per image per step (default {MACO['nb_crops']})",
+    )
+    render_parser.add_argument(
+        "--glance",
+        type=float,
+        default=MACO["glance"],
+        help=f"share of the crops that are whole-image thumbnails (default {MACO['glance']:g}; "
+        "0 for folders rendered before glances became the default)",
     )
     low, high = MACO["values_range"]
     render_parser.add_argument(
