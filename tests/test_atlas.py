@@ -184,6 +184,8 @@ def test_finished_images_are_never_overwritten_by_other_settings(model_file, tmp
     before = {path: path.read_bytes() for path in tmp_path.glob("*.png")}
     assert main(args + ["--steps", "4"] + SMALL_RENDER[2:]) == 2
     assert "holds results made with other settings" in capsys.readouterr().err
+    assert main(args + ["--steps", "4"] + SMALL_RENDER[2:]) == 2
+    assert "(manifest.jsonl line 1 vs this call: nb_steps: 3 vs 4)" in capsys.readouterr().err
     assert {path: path.read_bytes() for path in tmp_path.glob("*.png")} == before
 
 
@@ -199,7 +201,10 @@ def test_a_folder_rendered_before_glances_were_the_default_resumes_with_glance_0
         manifest.write_text("".join(json.dumps(entry) + "\n" for entry in lines))
     before = {path: path.read_bytes() for path in tmp_path.glob("*.png")}
     assert main(args + SMALL_RENDER) == 2  # the default glances would mix other images in
-    assert "made with glance=0: pass that to resume it" in capsys.readouterr().err
+    assert (
+        "vs this call: glance: 0.0 vs 0.25); pass the folder's settings to resume it"
+        in capsys.readouterr().err
+    )
     assert main(args + SMALL_RENDER + ["--glance", "0"]) == 0
     assert "Rendered 0 objectives" in capsys.readouterr().out
     assert {path: path.read_bytes() for path in tmp_path.glob("*.png")} == before

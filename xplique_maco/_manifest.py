@@ -64,6 +64,14 @@ class Manifest:
     cut: int | None  # the last line, cut by a hard kill (or being written): not an entry
 
 
+def settings_differences(first, second) -> str:
+    """The settings two manifest lines disagree on, as `key: first vs second, ...`."""
+    if not (isinstance(first, dict) and isinstance(second, dict)):
+        return f"{first!r} vs {second!r}"
+    keys = sorted(key for key in {*first, *second} if first.get(key) != second.get(key))
+    return ", ".join(f"{key}: {first.get(key)!r} vs {second.get(key)!r}" for key in keys)
+
+
 def read_manifest(path: Path) -> Manifest:
     """Reads a manifest; the last line may be cut, any other line that is not a JSON object is an error.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from ._io import atomic_write
-from ._manifest import MANIFESTS, read_manifest
+from ._manifest import MANIFESTS, read_manifest, settings_differences
 
 __all__ = ["build_page", "read_labels", "check_page_folder", "PAGE", "THUMBNAILS", "MARKER"]
 
@@ -172,11 +172,9 @@ def _plain_name(name) -> bool:
 
 
 def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict) -> str:
-    keys = sorted(key for key in {*settings, *other} if settings.get(key) != other.get(key))
-    differences = ", ".join(f"{key}: {settings.get(key)!r} vs {other.get(key)!r}" for key in keys)
     return (
         f"{folder} mixes the results of two runs: {first} and {where} have different settings "
-        f"({differences}). A page shows one run, and a folder holds one run's results: move one "
+        f"({settings_differences(settings, other)}). A page shows one run, and a folder holds one run's results: move one "
         "run's manifest and PNG files to another folder."
     )
 

@@ -27,7 +27,15 @@ from ._callbacks import Callback
 from ._driver import maco
 from ._io import check_writable
 from ._kinds import Channel, Neuron
-from ._manifest import MANIFESTS, append_entry, heal, manifest_name, read_manifest, shard_lock
+from ._manifest import (
+    MANIFESTS,
+    append_entry,
+    heal,
+    manifest_name,
+    read_manifest,
+    settings_differences,
+    shard_lock,
+)
 from ._page import build_page, check_page_folder, read_labels
 from ._plots import save_image, save_rgba, transparency_to_alpha
 from ._settings import slug
@@ -114,20 +122,13 @@ def _finished(output: Path, settings: dict) -> set[int]:
     for path in sorted(output.glob(MANIFESTS)):
         for number, entry in read_manifest(path).entries:
             recorded = entry.get("settings")
-            if isinstance(recorded, dict) and "glance" not in recorded:
-                recorded = {**recorded, "glance": 0.0}  # made before glances existed
+            if isinstance(recorded, dict):
+                recorded = {**_UNRECORDED, **recorded}
             if recorded != settings:
-                only_glance = (
-                    isinstance(recorded, dict) and {**recorded, "glance": settings["glance"]} == settings
-                )
-                hint = (
-                    f" (made with glance={recorded['glance']:g}: pass that to resume it)"
-                    if only_glance
-                    else ""
-                )
                 raise ValueError(
-                    f"{output} holds results made with other settings ({path.name} line {number}: "
-                    f"{entry.get('settings')}){hint}; use another output folder to render these ones."
+                    f"{output} holds results made with other settings ({path.name} line {number} vs "
+                    f"this call: {settings_differences(recorded, settings)}); pass the folder's settings "
+                    "to resume it, or use another output folder to render these ones."
                 )
             if all((output / name).is_file() for name in entry.get("files", {}).values()):
                 done.add(int(entry["index"]))
@@ -135,8 +136,9 @@ def _finished(output: Path, settings: dict) -> set[int]:
 
 
 _HOW_NOT_WHAT = ("crops_per_pass",)
-# Folders rendered before glances became the default (0.25) resume only with glance=0.
+# Always recorded, as its default changed (0 -> 0.25); lines written before say nothing of it.
 _DEFAULT_GLANCE = inspect.signature(maco).parameters["glance"].default
+_UNRECORDED = {"glance": 0.0}
 
 
 def render_atlas(
