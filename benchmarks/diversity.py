@@ -53,6 +53,7 @@ def run_class(model, args, index: int) -> tuple[dict, tf.Tensor, tf.Tensor]:
         nb_steps=args.steps,
         image_shape=(args.size, args.size),
         nb_crops=args.crops,
+        glance=args.glance,
         seed=args.seed,
         verbose=0,
     )
@@ -109,7 +110,8 @@ def markdown(report: dict) -> str:
         "",
         f"Model {settings['model']}, penalty `- {settings['weight']:g} * Diversity(model, "
         f'"{settings["layer"]}", images={settings["images"]})` on the class logit, {settings["steps"]} '
-        f"steps, {settings['size']} px, {settings['crops']} crops per image, seed {settings['seed']}. "
+        f"steps, {settings['size']} px, {settings['crops']} crops per image, glance "
+        f"{settings.get('glance', 0.0):g}, seed {settings['seed']}. "
         "Gram similarity: mean pairwise cosine similarity of the images' Gram matrices at the "
         "penalty's layer, images seen whole.",
         "",
@@ -148,6 +150,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--size", type=int, default=224, help="image side")
     parser.add_argument("--crops", type=int, default=4, help="crops per image per step")
+    parser.add_argument(
+        "--glance",
+        type=float,
+        default=0.0,
+        help="maco's glance (0: as the committed results; maco's default 0.25)",
+    )
     parser.add_argument("--input-size", type=int, default=224, help="side the images are judged at")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="diversity", help="results file stem")
