@@ -15,16 +15,22 @@ from ._version import __version__
 # The public names, by the private module that defines them (the block at the end says the same
 # to editors and documentation tools, which do not run __getattr__; a test keeps them equal).
 _PUBLIC = {
-    "_driver": ("maco", "fourier"),
-    "_accentuate": ("accentuate",),
-    "_objective": ("Objective", "evaluate"),
-    "_kinds": ("Neuron", "Channel", "Layer", "Direction", "Inversion", "Custom"),
-    "_diversity": ("Diversity",),
-    "_spectrum": ("Spectrum", "natural_spectrum", "compute_spectrum", "load_spectrum"),
-    "_optimizers": ("SGD", "Adam", "Nadam"),
-    "_plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
-    "_callbacks": ("Callback", "RunInfo", "StepInfo", "History", "Snapshots", "Recorder", "EarlyStopping"),
-    "_xplique": ("from_xplique", "from_craft"),
+    "_api.visualize": ("maco", "fourier"),
+    "_api.accentuate": ("accentuate",),
+    "_api.evaluate": ("evaluate",),
+    "_objectives.objective": ("Objective",),
+    "_objectives.kinds.units": ("Neuron", "Channel", "Layer"),
+    "_objectives.kinds.direction": ("Direction",),
+    "_objectives.kinds.inversion": ("Inversion",),
+    "_objectives.kinds.custom": ("Custom",),
+    "_objectives.kinds.diversity": ("Diversity",),
+    "_objectives.xplique": ("from_xplique", "from_craft"),
+    "_rendering.spectrum": ("Spectrum", "natural_spectrum", "load_spectrum"),
+    "_rendering.spectrum_of_images": ("compute_spectrum",),
+    "_rendering.optimizers": ("SGD", "Adam", "Nadam"),
+    "_rendering.events": ("Callback", "RunInfo", "StepInfo"),
+    "_outputs.callbacks": ("History", "Snapshots", "Recorder", "EarlyStopping"),
+    "_outputs.plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 _MODULES = ("metrics", "zoo", "atlas")
@@ -34,7 +40,7 @@ __all__ = [*_HOME, *_MODULES, "__version__"]
 
 def __getattr__(name: str):
     if name in _HOME or name in _MODULES:
-        from ._backend import require_tensorflow
+        from ._config.backend import require_tensorflow
 
         require_tensorflow()
         if name in _MODULES:
@@ -53,13 +59,19 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do not run __getattr__
     # ruff: noqa: F401
     from . import atlas, metrics, zoo
-    from ._accentuate import accentuate
-    from ._callbacks import Callback, EarlyStopping, History, Recorder, RunInfo, Snapshots, StepInfo
-    from ._diversity import Diversity
-    from ._driver import fourier, maco
-    from ._kinds import Channel, Custom, Direction, Inversion, Layer, Neuron
-    from ._objective import Objective, evaluate
-    from ._optimizers import SGD, Adam, Nadam
-    from ._plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
-    from ._spectrum import Spectrum, compute_spectrum, load_spectrum, natural_spectrum
-    from ._xplique import from_craft, from_xplique
+    from ._api.accentuate import accentuate
+    from ._api.evaluate import evaluate
+    from ._api.visualize import fourier, maco
+    from ._objectives.kinds.custom import Custom
+    from ._objectives.kinds.direction import Direction
+    from ._objectives.kinds.diversity import Diversity
+    from ._objectives.kinds.inversion import Inversion
+    from ._objectives.kinds.units import Channel, Layer, Neuron
+    from ._objectives.objective import Objective
+    from ._objectives.xplique import from_craft, from_xplique
+    from ._outputs.callbacks import EarlyStopping, History, Recorder, Snapshots
+    from ._outputs.plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
+    from ._rendering.events import Callback, RunInfo, StepInfo
+    from ._rendering.optimizers import SGD, Adam, Nadam
+    from ._rendering.spectrum import Spectrum, load_spectrum, natural_spectrum
+    from ._rendering.spectrum_of_images import compute_spectrum

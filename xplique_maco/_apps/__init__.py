@@ -1,0 +1,1 @@
+"""Applications built on the entry points: the atlas, the demo and the command line."""

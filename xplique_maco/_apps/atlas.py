@@ -1,0 +1,274 @@
+"""`render_atlas`: one image per unit of a layer into a folder, resumable and shardable (the
+public module `xplique_maco.atlas` says how); and the parsing of the command line's indices and shards."""
+
+from __future__ import annotations
+
+import re
+import signal
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .._api.visualize import maco
+from .._config.checks import slug
+from .._config.defaults import ATLAS, MACO
+from .._config.files import check_writable
+from .._config.manifest import (
+    MANIFESTS,
+    append_entry,
+    heal,
+    manifest_name,
+    read_manifest,
+    settings_differences,
+    shard_lock,
+)
+from .._objectives.kinds.units import Channel, Neuron
+from .._outputs.callbacks import FinalValues
+from .._outputs.page import build_page, check_page_folder, read_labels
+from .._outputs.plots import write_unit
+
+__all__ = ["parse_indices", "parse_shard", "render_atlas"]
+
+_KINDS = {"neuron": Neuron, "channel": Channel}
+
+
+def parse_indices(text: str) -> list[int]:
+    """Parses "0:1000", "1,94,130", "0:10:2" or mixes like "0:4,10,20:22" into a list of indices.
+
+    Ranges are half-open like Python slices: "0:4" is 0, 1, 2, 3.
+
+    Example:
+    >>> parse_indices("0:3,10")
+    [0, 1, 2, 10]
+    """
+    indices: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if re.fullmatch(r"\d+", part):
+            indices.append(int(part))
+        elif match := re.fullmatch(r"(\d+):(\d+)(?::(\d+))?", part):
+            start, stop, step = int(match[1]), int(match[2]), int(match[3] or 1)
+            if stop <= start or step < 1:
+                raise ValueError(f"Empty or backward range {part!r} in indices {text!r}.")
+            indices.extend(range(start, stop, step))
+        else:
+            raise ValueError(
+                f"Cannot read indices {text!r}: {part!r} is neither an index nor a range. "
+                "Accepted: '0:1000', '1,94,130', '0:100:2' or a comma-separated mix."
+            )
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"Indices {text!r} list some index twice.")
+    return indices
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parses "I/N" (0 <= I < N): this machine renders objectives I, I + N, I + 2N, ..."""
+    match = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"`shard` must be 'I/N' with 0 <= I < N (e.g. '0/4'), received {text!r}.")
+    return int(match[1]), int(match[2])
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a cluster scheduler's stop) unwinds like Ctrl-C, so temporary files are cleaned."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not in the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finished(output: Path, settings: dict) -> set[int]:
+    """Indices with a whole manifest line (in any manifest of the folder) and their files.
+
+    A cut last line is no entry: its objective is redone.
+    """
+    done: set[int] = set()
+    for path in sorted(output.glob(MANIFESTS)):
+        for number, entry in read_manifest(path).entries:
+            recorded = entry.get("settings")
+            if isinstance(recorded, dict):
+                recorded = {**_UNRECORDED, **recorded}
+            if recorded != settings:
+                raise ValueError(
+                    f"{output} holds results made with other settings ({path.name} line {number} vs "
+                    f"this call: {settings_differences(recorded, settings)}); pass the folder's settings "
+                    "to resume it, or use another output folder to render these ones."
+                )
+            if all((output / name).is_file() for name in entry.get("files", {}).values()):
+                done.add(int(entry["index"]))
+    return done
+
+
+_HOW_NOT_WHAT = ("crops_per_pass",)
+# Always recorded, as its default changed (0 -> 0.25); lines written before say nothing of it.
+_UNRECORDED = {"glance": 0.0}
+
+
+def render_atlas(
+    model: keras.Model,
+    layer: str | int,
+    indices: Sequence[int],
+    output,
+    kind: str = ATLAS.kind,
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int = ATLAS.batch_size,
+    seed: int = ATLAS.seed,
+    verbose: int = 1,
+    strategy=None,
+    page: bool = True,
+    labels=None,
+    **maco_settings,
+) -> list[dict]:
+    """Renders one image per index of a layer into `output`, resumably; returns the new manifest entries.
+
+    For each objective it writes `<stem>.png` (the image), `<stem>_transparency.png` (the map,
+    scaled to its 99th percentile) and `<stem>_rgba.png` (the image with the map as alpha),
+    then appends a JSON line to the manifest: objective, index, settings, seed, final value,
+    file names. While it runs it holds the shard's lock file (`.manifest.jsonl.lock`, or
+    `.manifest.shard-I-of-N.jsonl.lock`), which the operating system releases when the process
+    ends, even by a hard kill. A last manifest line cut by a hard kill is moved to
+    `<manifest>.cut` with a warning, and its objective rendered again.
+
+    Args:
+        model: The model to explain.
+        layer: Layer name or index.
+        indices: Units or channels to render (one image each).
+        output: Output folder (created if needed).
+        kind: "neuron" or "channel".
+        shard: (I, N): render only objectives I, I + N, ... of `indices` (for job arrays).
+        batch_size: Objectives rendered at once.
+        seed: Objective i of `indices` uses the random stream of position i, so shards,
+            resumed runs and the whole job give the same images.
+        verbose: 1 shows a progress bar over the whole job.
+        strategy: Optional `tf.distribute.Strategy`: each chunk is split across its replicas.
+        page: Rebuild the folder's `index.html` (every unit of all shards, see `build_page`)
+            after each finished batch, or once if nothing is left to render.
+        labels: Labels of the units on the page: a sequence of strings (label i for index i)
+            or a text file of one label per line; None keeps those given before (or none).
+        **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
+
+    Raises:
+        ValueError: Bad arguments; the folder holds another run's results or a damaged manifest
+            line (named by file and line); or another process renders this shard, or a shard of
+            another count sharing objectives with it, into the folder (refused before rendering).
+
+    Example:
+    >>> render_atlas(model, "predictions", range(1000), "atlas/", nb_steps=128, shard=(0, 4))
+    """
+    objective, indices, output, labels = _checked(model, layer, indices, output, kind, labels, page)
+    layer_name = objective.layer_names[0]
+    settings = _recorded_settings(kind, layer_name, seed, maco_settings)
+    manifest = output / manifest_name(shard)
+    values_range = maco_settings.get("values_range", MACO.values_range)
+    entries = []
+    with shard_lock(output, shard), _terminate_as_interrupt():
+        _heal(manifest)
+        pending = _pending(indices, shard, _finished(output, settings))
+        progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start : start + batch_size]
+            final = FinalValues()
+            images, transparencies = maco(
+                objective,
+                items=chunk,
+                seed=seed,
+                callbacks=[final],
+                verbose=0,
+                strategy=strategy,
+                **maco_settings,
+            )
+            for row, position in enumerate(chunk):
+                index = indices[position]
+                stem = f"{kind}_{slug(layer_name)}_{index:05d}"
+                entry = {
+                    "objective": f"{kind.capitalize()}({layer_name}, {index})",
+                    "index": index,
+                    "position": position,
+                    "settings": settings,
+                    "seed": seed,
+                    "value": float(final.values[row]),
+                    "files": write_unit(output, stem, images[row], transparencies[row], values_range),
+                }
+                append_entry(manifest, entry)
+                entries.append(entry)
+            if page:
+                build_page(output, labels)
+            if progress is not None:
+                progress.add(len(chunk))
+        if page and not pending:
+            build_page(output, labels)
+    return entries
+
+
+def _checked(model, layer, indices, output, kind: str, labels, page: bool):
+    """The objective, indices, folder and labels of a call of `render_atlas`, all checked before
+    anything renders: a bad argument, or a user's own index.html in the folder, fails here."""
+    if kind not in _KINDS:
+        raise ValueError(f"`kind` must be one of {sorted(_KINDS)}, received {kind!r}.")
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("`indices` is empty: nothing to render.")
+    objective = _KINDS[kind](model, layer, indices)  # checks the layer and every index
+    output = Path(output)
+    check_writable(output)
+    labels = read_labels(labels)
+    if labels is not None and max(indices) >= len(labels):
+        raise ValueError(
+            f"{len(labels)} labels for indices up to {max(indices)}: one label per index is needed "
+            f"(line i + 1 of a labels file labels index i), so at least {max(indices) + 1}."
+        )
+    if page:
+        check_page_folder(output)  # a user's own index.html is never replaced
+    return objective, indices, output, labels
+
+
+def _pending(indices: list[int], shard: tuple[int, int], finished: set[int]) -> list[int]:
+    """The positions in `indices` of this shard's objectives that are not finished yet."""
+    shard_index, shard_count = shard
+    return [p for p in range(len(indices)) if p % shard_count == shard_index and indices[p] not in finished]
+
+
+def _recorded_settings(kind: str, layer_name: str, seed: int, maco_settings: dict) -> dict:
+    """What the manifest records of a render's settings: what shapes the images, not how the
+    work is split (`crops_per_pass`)."""
+    identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
+    identity.setdefault("glance", MACO.glance)  # a default that changed once: always recorded
+    return {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
+
+
+def _heal(manifest: Path) -> None:
+    """Moves a last manifest line cut by a hard kill aside, with a warning."""
+    cut = heal(manifest)
+    if cut is not None:
+        warnings.warn(
+            f"The last line of {manifest} was cut by a hard kill while it was written: it is now "
+            f"in {manifest.name}.cut, and its objective is rendered again.",
+            stacklevel=3,
+        )
+
+
+def _jsonable(settings: dict) -> dict:
+    def convert(value):
+        if isinstance(value, (tuple, list)):
+            return [convert(v) for v in value]
+        if isinstance(value, (np.integer, np.floating)):
+            return value.item()
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            return value
+        return repr(value)
+
+    return {key: convert(value) for key, value in sorted(settings.items())}

@@ -1,0 +1,1 @@
+"""Judging visualisations: metrics against models and photos, and the sanity check."""

@@ -1,0 +1,1 @@
+"""Objectives and the model taps they read: layers found in nested and shared models, one feature model."""

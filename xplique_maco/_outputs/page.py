@@ -1,0 +1,311 @@
+"""The atlas page: one self-contained index.html showing every unit that a folder's manifests list.
+
+Data flows manifest -> page: the page is rebuilt from the folder's manifests (all shards, all
+resumed runs) and never read back. It writes only `index.html` and its `thumbnails/` folder, and
+refuses to replace an `index.html` it did not write (the first line carries `MARKER`).
+Thumbnails are made once per file (again only when the PNG is newer), so a rebuild after each
+batch of a render costs reading the manifests and writing one HTML file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image
+
+from .._config.files import atomic_write
+from .._config.manifest import MANIFESTS, read_manifest, settings_differences
+
+__all__ = ["build_page", "read_labels", "check_page_folder", "PAGE", "THUMBNAILS", "MARKER"]
+
+PAGE = "index.html"
+THUMBNAILS = "thumbnails"
+MARKER = "<!-- xplique-maco atlas page: rebuilt from the manifests by `xplique-maco page`; edits are lost -->"
+THUMBNAIL_SIDE = 160
+_THUMBNAIL_QUALITY = 80
+_STATE = "page.json"  # in THUMBNAILS: the labels given once, kept for later rebuilds
+_FILE_KINDS = ("image", "transparency", "rgba")
+_ACCEPTED_FOLDER = (
+    "a folder written by `xplique-maco render` (or `xplique-maco demo`), which holds manifest.jsonl "
+    "or one manifest.shard-I-of-N.jsonl per shard next to the PNG files"
+)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One rendered objective, as its manifest line describes it."""
+
+    index: int
+    objective: str
+    value: float | None
+    position: int | None
+    files: dict
+    manifest: str
+
+
+def read_labels(labels, folder: Path | None = None) -> tuple[str, ...] | None:
+    """Labels by unit index from None, a sequence of strings, or a text file of one label per line."""
+    if labels is None:
+        return None
+    if isinstance(labels, (str, os.PathLike)):
+        path = Path(labels)
+        if not path.is_file():
+            raise ValueError(
+                f"No labels file {str(labels)!r}. Accepted: a UTF-8 text file with one label per line "
+                "(line 1 labels index 0)."
+            )
+        try:
+            return tuple(path.read_text(encoding="utf-8-sig").splitlines())
+        except UnicodeDecodeError as error:
+            raise ValueError(f"Labels file {str(labels)!r} is not UTF-8 text: {error}.") from None
+    if isinstance(labels, Sequence) and all(isinstance(label, str) for label in labels):
+        return tuple(labels)
+    raise ValueError(
+        f"`labels` must be None, a sequence of strings (label i for index i) or the path of a text "
+        f"file with one label per line, received {type(labels).__name__}."
+    )
+
+
+def check_page_folder(folder: Path) -> None:
+    """Raises ValueError if `folder` holds an index.html or a thumbnails/ folder that the page did not write."""
+    folder = Path(folder)
+    page = folder / PAGE
+    if page.exists():
+        with open(page, encoding="utf-8", errors="replace") as file:
+            first = file.readline().strip()
+        if first != MARKER:
+            raise ValueError(
+                f"{page} exists and was not written by xplique-maco (its first line is not the page's "
+                "marker comment): it is left alone. Move it away to let the atlas page be written there."
+            )
+    thumbnails = folder / THUMBNAILS
+    if thumbnails.exists() and not (thumbnails / _STATE).is_file() and any(thumbnails.iterdir()):
+        raise ValueError(
+            f"{thumbnails} exists and was not made by xplique-maco (it has no {_STATE}): it is left "
+            "alone. Move it away to let the atlas page write its thumbnails there."
+        )
+
+
+def _read_units(folder: Path) -> tuple[dict, list[_Unit], list[str]]:
+    """The run's settings, the units whose files exist (one per index) and the missing files."""
+    if not folder.is_dir():
+        raise ValueError(f"No folder {str(folder)!r}. Accepted: {_ACCEPTED_FOLDER}.")
+    manifests = sorted(folder.glob(MANIFESTS))
+    if not manifests:
+        raise ValueError(f"No manifest in {folder}. Accepted: {_ACCEPTED_FOLDER}.")
+    settings, first = None, ""
+    latest: dict[int, _Unit] = {}
+    missing: dict[int, list[str]] = {}
+    for manifest in manifests:
+        # A cut last line is no unit: the render redoes it (and reads never change a manifest).
+        for number, entry in read_manifest(manifest).entries:
+            where = f"{manifest.name} line {number}"
+            unit = _unit(entry, manifest, number)
+            if settings is None:
+                settings, first = entry["settings"], where
+            elif entry["settings"] != settings:
+                raise ValueError(_two_runs(folder, first, settings, where, entry["settings"]))
+            absent = [name for name in unit.files.values() if not os.path.isfile(os.path.join(folder, name))]
+            if absent:
+                missing[unit.index] = absent
+            else:  # a later line for the same index (a redone objective) replaces an earlier one
+                latest[unit.index] = unit
+                missing.pop(unit.index, None)
+    if settings is None:
+        raise ValueError(f"The manifests of {folder} hold no complete line. Accepted: {_ACCEPTED_FOLDER}.")
+    lost = [name for index in sorted(missing) if index not in latest for name in missing[index]]
+    return settings, [latest[index] for index in sorted(latest)], lost
+
+
+def _unit(entry, manifest: Path, number: int) -> _Unit:
+    accepted = (
+        "Accepted: a JSON object with an index >= 0, settings and files (image, transparency, rgba), "
+        "as `xplique-maco render` writes"
+    )
+    where = f"{manifest}, line {number},"
+    if not isinstance(entry, dict) or not {"index", "settings", "files"} <= set(entry):
+        raise ValueError(f"{where} is not a manifest entry. {accepted}.")
+    files = entry["files"]
+    index = entry["index"]
+    if (
+        not isinstance(files, dict)
+        or set(_FILE_KINDS) - set(files)
+        or not isinstance(index, int)
+        or index < 0
+    ):
+        raise ValueError(f"{where} lacks an index >= 0 or one of the files. {accepted}.")
+    for name in files.values():
+        if not _plain_name(name):
+            raise ValueError(
+                f"{where} names the file {name!r}, which is not in the folder. Accepted: plain names "
+                "of files next to the manifest."
+            )
+    value = entry.get("value")
+    finite = isinstance(value, (int, float)) and math.isfinite(value)
+    return _Unit(
+        index=entry["index"],
+        objective=str(entry.get("objective", "")),
+        value=float(value) if finite else None,
+        position=entry.get("position"),
+        files={kind: files[kind] for kind in _FILE_KINDS},
+        manifest=manifest.name,
+    )
+
+
+def _plain_name(name) -> bool:
+    """A file name without any folder part: the file is next to the manifest."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and os.path.basename(name) == name
+        and "\\" not in name
+    )
+
+
+def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict) -> str:
+    return (
+        f"{folder} mixes the results of two runs: {first} and {where} have different settings "
+        f"({settings_differences(settings, other)}). A page shows one run, and a folder holds one run's results: move one "
+        "run's manifest and PNG files to another folder."
+    )
+
+
+def _thumbnail(source: str, target: str, kind: str) -> bool:
+    """Writes a small WebP of `source` unless an up-to-date one exists; True if it wrote one."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(target).st_mtime_ns >= os.stat(source).st_mtime_ns:
+            return False
+    try:
+        with Image.open(source) as picture:
+            picture = picture.convert({"image": "RGB", "transparency": "L", "rgba": "RGBA"}[kind])
+    except OSError as error:
+        raise ValueError(f"Cannot read the image {source} for its thumbnail: {error}") from None
+    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    payload = _encode(picture)
+    atomic_write(Path(target), payload)
+    return True
+
+
+def _encode(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="WEBP", quality=_THUMBNAIL_QUALITY, method=4)
+    return buffer.getvalue()
+
+
+def _thumbnail_name(file_name: str) -> str:
+    return f"{THUMBNAILS}/{os.path.splitext(file_name)[0]}.webp"
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """Shards rendering into one folder rebuild the page one at a time (where the OS has flock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the last writer wins; `xplique-maco page` rebuilds it whole
+        yield
+        return
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_page(folder, labels=None) -> Path:
+    """Writes `index.html` in an atlas folder: every rendered unit, searchable, sortable, with details.
+
+    The page is rebuilt from all the folder's manifests (every shard and resumed run) and is
+    self-contained: its script, style and data are inline, so it opens from the file system or
+    any static web server, offline. Thumbnails go to `thumbnails/` (made only for new units).
+    `render_atlas` and `xplique-maco render` call it after each finished batch.
+
+    Args:
+        folder: A folder written by `render_atlas` (or `xplique-maco render` / `demo`).
+        labels: Unit labels: a sequence of strings (label i for index i, e.g.
+            `zoo.imagenet_classes()`) or the path of a text file with one label per line. None
+            keeps the labels given to an earlier build of this page (none: indices only).
+
+    Returns:
+        The path of `index.html`.
+
+    Raises:
+        ValueError: The folder has no manifest, its manifests mix two runs' settings, a manifest
+            line before the last is not JSON (only the last can be cut by a hard kill; a cut one
+            is skipped: its unit is not finished) or is not an entry, labels are too few for the indices, or `index.html` (or
+            `thumbnails/`) exists and was not written by xplique-maco.
+
+    Example:
+    >>> from xplique_maco.atlas import build_page
+    >>> from xplique_maco.zoo import imagenet_classes
+    >>> build_page("atlas/", labels=imagenet_classes())  # then open atlas/index.html
+    """
+    folder = Path(folder)
+    labels = read_labels(labels)
+    settings, units, lost = _read_units(folder)
+    check_page_folder(folder)
+    thumbnails = folder / THUMBNAILS
+    thumbnails.mkdir(exist_ok=True)
+    with _locked(thumbnails):
+        state_path = thumbnails / _STATE
+        state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+        known = list(labels) if labels is not None else state.get("labels")
+        if known is not None and units and units[-1].index >= len(known):
+            raise ValueError(
+                f"{len(known)} labels for unit indices up to {units[-1].index}: the labels need one line "
+                f"per index (line i + 1 labels index i), so at least {units[-1].index + 1} lines."
+            )
+        if labels is not None or not state_path.is_file():  # page.json also marks the folder as ours
+            atomic_write(state_path, json.dumps({**state, "labels": known}).encode("utf-8"))
+        root = str(folder)  # plain strings: thousands of paths per rebuild
+        for unit in units:
+            for kind in _FILE_KINDS:
+                name = unit.files[kind]
+                _thumbnail(os.path.join(root, name), os.path.join(root, _thumbnail_name(name)), kind)
+        page = folder / PAGE
+        atomic_write(page, _html(folder, settings, units, known, lost).encode("utf-8"))
+    if lost:
+        shown = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
+        warnings.warn(
+            f"Units left off the page of {folder}: their files are missing ({shown}). Rerun the render "
+            "command to redo them.",
+            stacklevel=2,
+        )
+    return page
+
+
+def _html(folder: Path, settings: dict, units: list[_Unit], labels, lost: list[str]) -> str:
+    kind = str(settings.get("kind", "unit"))
+    title = f"{kind.capitalize()} atlas of {settings.get('layer', folder.name)}"
+    data = {
+        "title": title,
+        "settings": settings,
+        "missing": lost,
+        "units": [
+            {
+                "index": unit.index,
+                "label": labels[unit.index] if labels is not None else "",
+                "objective": unit.objective,
+                "value": unit.value,
+                "position": unit.position,
+                "manifest": unit.manifest,
+                "files": unit.files,
+                "thumbnails": {kind: _thumbnail_name(name) for kind, name in unit.files.items()},
+            }
+            for unit in units
+        ],
+    }
+    # "<" escaped: a label cannot close the script element the data sits in.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    template = resources.files("xplique_maco.data").joinpath("page.html").read_text("utf-8")
+    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MARKER + "\n" + template.replace("__TITLE__", escaped).replace("__DATA__", payload)

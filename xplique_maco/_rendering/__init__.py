@@ -1,0 +1,1 @@
+"""Rendering: phase -> image -> crops -> model -> gradient, compiled once, run chunk by chunk."""
