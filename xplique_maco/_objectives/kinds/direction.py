@@ -8,8 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..kind import EPSILON
-from ..objective import Objective, Term
+from ..objective import EPSILON, Objective, Term
 from ..paths import warn_if_squashed
 from ..taps import LayerLike, find_tap
 

@@ -7,8 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..extractor import feature_model
-from ..kind import EPSILON
-from ..objective import Objective, Term
+from ..objective import EPSILON, Objective, Term
 from ..taps import LayerLike, find_tap, image_input_shape
 
 
