@@ -4,6 +4,7 @@ Fixtures built from these live in conftest.py; test modules import the plain fun
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from xplique_maco import Callback
-from xplique_maco._engine import trace_count
+from xplique_maco._rendering.step import trace_count
 
 # ---- run settings: a step takes milliseconds; tests add nb_steps and seed as they need ----
 
@@ -120,7 +122,7 @@ def hold_lock(folder: Path, shard: tuple[int, int]) -> subprocess.Popen:
     """Another process that holds the lock of `shard` in `folder` until its input closes (or it is killed)."""
     code = (
         "import sys\n"
-        "from xplique_maco._manifest import shard_lock\n"
+        "from xplique_maco._config.manifest import shard_lock\n"
         f"with shard_lock(sys.argv[1], {tuple(shard)}):\n"
         "    print('held', flush=True)\n"
         "    sys.stdin.read()\n"
@@ -183,3 +185,54 @@ class Plan(Callback):
 
 def retried(record) -> list[str]:
     return [str(w.message) for w in record if "Out of memory" in str(w.message)]
+
+
+# ---- atlas folders without rendering, and what their page shows ----
+
+ATLAS_SETTINGS = {"kind": "neuron", "layer": "logits", "seed": 0, "nb_steps": 3, "image_shape": [24, 24]}
+
+
+def write_atlas(
+    folder: Path, indices, shards: int = 1, size: int = 24, settings: dict | None = None
+) -> list[dict]:
+    """A folder as `xplique-maco render` leaves it, without rendering: three PNGs and a manifest line per index.
+
+    Unit i's image is a flat colour that depends on i, its value is i / 10 except for index 3,
+    whose value is the highest (so sorting by value differs from sorting by index).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for position, index in enumerate(indices):
+        stem = f"neuron_logits_{index:05d}"
+        files = {
+            "image": f"{stem}.png",
+            "transparency": f"{stem}_transparency.png",
+            "rgba": f"{stem}_rgba.png",
+        }
+        colour = np.array([(37 * index) % 256, (91 * index) % 256, (151 * index) % 256], np.uint8)
+        pixels = np.broadcast_to(colour, (size, size, 3))
+        ramp = np.tile(np.linspace(0, 255, size).astype(np.uint8), (size, 1))
+        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / files["image"])
+        Image.fromarray(ramp).save(folder / files["transparency"])
+        Image.fromarray(np.dstack([pixels, ramp])).save(folder / files["rgba"])
+        entry = {
+            "objective": f"Neuron(logits, {index})",
+            "index": index,
+            "position": position,
+            "settings": settings or ATLAS_SETTINGS,
+            "seed": 0,
+            "value": 100.0 if index == 3 else index / 10,
+            "files": files,
+        }
+        name = "manifest.jsonl" if shards == 1 else f"manifest.shard-{position % shards}-of-{shards}.jsonl"
+        with open(folder / name, "a", encoding="utf-8") as manifest:
+            manifest.write(json.dumps(entry) + "\n")
+        entries.append(entry)
+    return entries
+
+
+def page_data(folder) -> dict:
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    match = re.search(r'<script type="application/json" id="atlas-data">(.*?)</script>', html, re.S)
+    return json.loads(match[1])

@@ -254,14 +254,19 @@ def _add_page(commands) -> None:
     parser.add_argument("--labels", help=_LABELS_HELP + " (default: those given before, else none)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `xplique-maco`."""
+def parser() -> argparse.ArgumentParser:
+    """The parser of `xplique-maco` and its commands."""
     parser = argparse.ArgumentParser(prog="xplique-maco", description="MACO feature visualisation for Keras.")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_demo(commands)
     _add_render(commands)
     _add_page(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `xplique-maco`."""
+    args = parser().parse_args(argv)
     handlers = {"demo": demo_command, "render": render_command, "page": page_command}
     try:
         if args.command == "page" and args.labels != "imagenet":  # no TensorFlow needed

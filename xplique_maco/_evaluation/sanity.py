@@ -283,8 +283,9 @@ def path_similarity(
     threshold = checks.number("threshold", threshold)
     batch_size = checks.positive_int("batch_size", batch_size)
     model = objective.model
-    visualizations, natural_images = _checked_images(objective, visualizations, natural_images, top, low, high)
+    visualizations, natural_images = _checked_images(objective, visualizations, natural_images, low, high)
     layer_taps = _layer_taps(objective, layers)
+    _check_top(top, len(natural_images))
     natural, natural_scores = _run(objective, model, layer_taps, prepare, natural_images, batch_size)
     seen, seen_scores = _run(objective, model, layer_taps, prepare, visualizations, batch_size)
     count = len(visualizations)
@@ -315,9 +316,9 @@ def path_similarity(
     )
 
 
-def _checked_images(objective: Objective, visualizations, natural_images, top: int, low, high) -> tuple:
+def _checked_images(objective: Objective, visualizations, natural_images, low, high) -> tuple:
     """Both batches as float arrays of the model's channels within the range, checked against the
-    objective's batch size and `top`."""
+    objective's batch size."""
     channels = image_input_shape(objective.model)[-1]
     visualizations = _images("visualizations", visualizations, channels, low, high)
     natural_images = _images("natural_images", natural_images, channels, low, high)
@@ -326,12 +327,14 @@ def _checked_images(objective: Objective, visualizations, natural_images, top: i
             f"The objective has batch size {objective.batch_size}, but {len(visualizations)} "
             "visualizations were passed: give one item per visualisation, or one for all."
         )
-    if not 3 <= top <= len(natural_images):
-        raise ValueError(
-            f"`top` must be at least 3 and at most the number of natural images ({len(natural_images)}), "
-            f"received {top}."
-        )
     return visualizations, natural_images
+
+
+def _check_top(top: int, count: int) -> None:
+    if not 3 <= top <= count:
+        raise ValueError(
+            f"`top` must be at least 3 and at most the number of natural images ({count}), received {top}."
+        )
 
 
 def _figures(natural: dict, seen: dict, chosen: np.ndarray, items: np.ndarray, layer_taps) -> tuple:

@@ -1,5 +1,6 @@
 """The console command answers at once, agrees with the library's defaults, and keeps TensorFlow quiet."""
 
+import dataclasses
 import inspect
 import os
 import subprocess
@@ -7,13 +8,13 @@ import sys
 
 import keras
 import pytest
-from conftest import write_atlas
-from helpers import SMALL_RENDER, read_png
-from test_page import page_data
+from helpers import SMALL_RENDER, page_data, read_png, write_atlas
 
-from xplique_maco import maco
+from xplique_maco import accentuate, fourier, maco
+from xplique_maco._apps.cli import parser
+from xplique_maco._config.defaults import ACCENTUATE, ATLAS, CLOSENESS, DEMO, FOURIER, MACO
 from xplique_maco.atlas import render_atlas
-from xplique_maco.cli import ATLAS, MACO, main
+from xplique_maco.cli import main
 
 
 def _run(*code_or_args: str, environment: dict | None = None) -> subprocess.CompletedProcess:
@@ -41,17 +42,28 @@ def test_help_does_not_import_tensorflow():
     assert "--values-range" in result.stdout
 
 
-def test_defaults_are_the_library_defaults():
-    for function, read in ((maco, MACO), (render_atlas, ATLAS)):
-        signature = {
-            name: parameter.default
-            for name, parameter in inspect.signature(function).parameters.items()
-            if parameter.default is not inspect.Parameter.empty
-        }
-        literal = {name: value for name, value in signature.items() if name in read}
-        assert read == literal
-    assert {"nb_steps", "image_shape", "nb_crops", "values_range"} <= set(MACO)
-    assert {"seed", "batch_size", "kind"} <= set(ATLAS)
+def test_signatures_and_the_command_line_read_the_library_defaults():
+    # Each default is written once, in _config/defaults.py: the signatures users read in notebooks
+    # and the command line's options must say the same.
+    for function, written in (
+        (maco, MACO),
+        (fourier, FOURIER),
+        (accentuate, ACCENTUATE),
+        (render_atlas, ATLAS),
+    ):
+        signature = inspect.signature(function).parameters
+        shared = [field.name for field in dataclasses.fields(written) if field.name in signature]
+        assert len(shared) >= 3
+        for name in shared:
+            assert signature[name].default == getattr(written, name), (function.__name__, name)
+    assert inspect.signature(accentuate).parameters["closeness"].default == CLOSENESS
+    render = parser().parse_args(["render", "m.keras", "--layer", "x", "--indices", "0", "--output", "o"])
+    assert (render.steps, render.crops, render.glance) == (MACO.nb_steps, MACO.nb_crops, MACO.glance)
+    assert (render.image_size, render.image_size) == MACO.image_shape
+    assert tuple(render.values_range) == MACO.values_range
+    assert (render.seed, render.batch_size, render.objective) == (ATLAS.seed, ATLAS.batch_size, ATLAS.kind)
+    demo = parser().parse_args(["demo"])
+    assert (demo.image_size, demo.steps, demo.crops) == (DEMO.image_size, MACO.nb_steps, MACO.nb_crops)
 
 
 def test_tensorflow_start_up_lines_are_off_unless_asked(tmp_path):

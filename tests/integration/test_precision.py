@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import RISE, at_input_size, conv_classifier
 
 from xplique_maco import Channel, Direction, History, Layer, Neuron, evaluate, maco, metrics
-from xplique_maco._model import computes_in_float16, feature_model
+from xplique_maco._objectives.extractor import computes_in_float16, feature_model
 from xplique_maco.metrics import spectrum_statistics
 
 BFLOAT16 = "mixed_bfloat16"

@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import ONE_STEP, BatchSizes, assert_refused
 
 from xplique_maco import Channel, Direction, History, Layer, Neuron, evaluate, maco
-from xplique_maco._model import feature_model
+from xplique_maco._objectives.extractor import feature_model
 
 # Renders in this module: a few steps of 32 x 32 images, two large crops.
 RUN = dict(image_shape=(32, 32), nb_crops=2, crop_size=(0.6, 1.0), verbose=0, seed=0)

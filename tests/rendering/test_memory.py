@@ -14,8 +14,11 @@ import pytest
 import tensorflow as tf
 from helpers import CHUNKED, LINEAR, Plan, RunsOut, conv_classifier, retried, wrapped
 
-from xplique_maco import Callback, History, Neuron, _driver, _memory, maco
-from xplique_maco._engine import trace_count
+from xplique_maco import Callback, History, Neuron, maco
+from xplique_maco._rendering import memory as _memory
+from xplique_maco._rendering import optimize as _optimize
+from xplique_maco._rendering import plan as _plan
+from xplique_maco._rendering.step import trace_count
 
 SETTINGS = {**CHUNKED, **LINEAR, "nb_steps": 2, "nb_crops": 4}
 
@@ -70,7 +73,7 @@ def test_out_of_memory_at_one_crop_of_one_image_says_what_to_lower(monkeypatch):
     def render(task, items, callbacks):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating (injected: always)")
 
-    monkeypatch.setattr(_driver, "render", render)
+    monkeypatch.setattr(_optimize, "run_chunk", render)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         with pytest.raises(
@@ -85,16 +88,16 @@ def test_out_of_memory_at_one_crop_of_one_image_says_what_to_lower(monkeypatch):
 def test_finished_chunks_are_kept_when_a_later_chunk_runs_out(monkeypatch):
     """The first chunk renders once; the second runs out once and restarts in smaller passes; the
     callbacks see one run, with the second chunk's steps told again."""
-    real = _driver.render
+    real = _optimize.run_chunk
     calls = []
 
     def render(task, items, callbacks):
-        calls.append((tuple(int(i) for i in items), task.settings.crops_per_pass))
+        calls.append((tuple(int(i) for i in items), task.plan.crops_per_pass))
         if len(calls) == 2:
             raise tf.errors.ResourceExhaustedError(None, None, "OOM (injected in the second chunk)")
         return real(task, items, callbacks)
 
-    monkeypatch.setattr(_driver, "render", render)
+    monkeypatch.setattr(_optimize, "run_chunk", render)
     history, plan = History(), Plan()
     objective = Neuron(conv_classifier(), -1, [0, 1, 2, 3])
     with pytest.warns(RuntimeWarning, match="retrying with chunks of 2 images and model passes of 4 crops"):
@@ -102,7 +105,7 @@ def test_finished_chunks_are_kept_when_a_later_chunk_runs_out(monkeypatch):
     assert calls == [((0, 1), 8), ((2, 3), 8), ((2, 3), 4)]
     assert plan.chunks == ((0, 1), (2, 3))
     assert np.isfinite(history.values).all()
-    monkeypatch.setattr(_driver, "render", real)
+    monkeypatch.setattr(_optimize, "run_chunk", real)
     again = Neuron(conv_classifier(), -1, [0, 1, 2, 3])
     first, _ = maco(again, items=[0, 1], batch_size=2, crops_per_pass=8, **SETTINGS)
     second, _ = maco(again, items=[2, 3], batch_size=2, crops_per_pass=4, **SETTINGS)
@@ -140,7 +143,7 @@ def test_an_allocation_failure_inside_the_compiled_step_is_recovered():
 
 def fake_accelerator(monkeypatch, memory: int | None, in_use: int = 0):
     """The CPU taken for an accelerator of `memory` bytes (None: a size the runtime does not tell)."""
-    monkeypatch.setattr(_driver, "_on_accelerators", lambda strategy: True)
+    monkeypatch.setattr(_plan, "_on_accelerators", lambda strategy: True)
     monkeypatch.setattr(_memory, "accelerator", lambda: "/device:CPU:0")
     monkeypatch.setattr(_memory, "device_memory", lambda device: memory)
     monkeypatch.setattr(_memory, "memory_in_use", lambda device: in_use)
@@ -197,7 +200,7 @@ def test_on_an_accelerator_the_default_chunks_fit_its_memory(monkeypatch):
     model that runs out above 8 crops never does (everything at once, 24 crops, would)."""
     model = wrapped(RunsOut(8))
     objective = Neuron(model, -1, [0, 1, 2, 3, 4, 5])
-    from xplique_maco._model import feature_model
+    from xplique_maco._objectives.extractor import feature_model
 
     per_crop = _memory.crop_cost(feature_model(model, objective.taps), (32, 32, 3), "/device:CPU:0")
     fake_accelerator(monkeypatch, memory_for(2, 8, per_crop))
@@ -214,7 +217,7 @@ def test_on_an_accelerator_the_default_chunks_fit_its_memory(monkeypatch):
 def test_on_an_accelerator_too_small_for_one_image_the_defaults_cut_passes(monkeypatch):
     model = wrapped(RunsOut(3))
     objective = Neuron(model, -1, [0, 1])
-    from xplique_maco._model import feature_model
+    from xplique_maco._objectives.extractor import feature_model
 
     per_crop = _memory.crop_cost(feature_model(model, objective.taps), (32, 32, 3), "/device:CPU:0")
     fake_accelerator(monkeypatch, memory_for(1, 3, per_crop))
@@ -229,7 +232,7 @@ def test_on_an_accelerator_too_small_for_one_image_the_defaults_cut_passes(monke
 def test_on_an_accelerator_the_memory_in_use_is_left_out(monkeypatch):
     model = conv_classifier()
     objective = Neuron(model, -1, list(range(6)))
-    from xplique_maco._model import feature_model
+    from xplique_maco._objectives.extractor import feature_model
 
     per_crop = _memory.crop_cost(feature_model(model, objective.taps), (32, 32, 3), "/device:CPU:0")
     plan = Plan()
@@ -247,7 +250,7 @@ def test_on_an_accelerator_glances_count_their_blurred_copy(monkeypatch):
     the glance's blurred copy and its gradient cost memory on the image side."""
     model = conv_classifier()
     objective = Neuron(model, -1, list(range(6)))
-    from xplique_maco._model import feature_model
+    from xplique_maco._objectives.extractor import feature_model
 
     per_crop = _memory.crop_cost(feature_model(model, objective.taps), (32, 32, 3), "/device:CPU:0")
     assert _memory.item_cost((40, 40), 3, True) > _memory.item_cost((40, 40), 3)
@@ -276,7 +279,7 @@ def test_an_explicit_batch_size_on_an_accelerator_gets_passes_that_fit(monkeypat
 
     model = wrapped(Sizes())
     objective = Neuron(model, -1, [0, 1, 2, 3])
-    from xplique_maco._model import feature_model
+    from xplique_maco._objectives.extractor import feature_model
 
     per_crop = _memory.crop_cost(feature_model(model, objective.taps), (32, 32, 3), "/device:CPU:0")
     fake_accelerator(monkeypatch, memory_for(4, 8, per_crop))  # 4 images, but 8 of their 16 crops

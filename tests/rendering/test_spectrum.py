@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from skimage import data
 
 from xplique_maco import Layer, Spectrum, compute_spectrum, load_spectrum, maco, natural_spectrum
-from xplique_maco._parametrization import phase_to_decorrelated
-from xplique_maco._spectrum import _full_spectrum, _periodic_component, _radial_frequency
+from xplique_maco._rendering.parametrization import phase_to_decorrelated
+from xplique_maco._rendering.spectrum import _full_spectrum, _radial_frequency
+from xplique_maco._rendering.spectrum_of_images import _periodic_component
 
 
 def radial_slope(spectrum: Spectrum, channel: int = 0) -> float:

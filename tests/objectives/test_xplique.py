@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import pytest
 import skimage.data
-from conftest import conv_classifier
+from helpers import conv_classifier
 
 from xplique_maco import Channel, History, evaluate, fourier, from_craft, from_xplique, maco
-from xplique_maco._engine import trace_count
+from xplique_maco._rendering.step import trace_count
 
 pytestmark = pytest.mark.xplique
 
@@ -267,7 +267,7 @@ def test_craft_bad_inputs(craft, model):
 
 def test_xplique_is_imported_only_when_its_objects_come_in():
     code = (
-        "import sys; sys.path.insert(0, 'tests'); from conftest import conv_classifier\n"
+        "import sys; sys.path.insert(0, 'tests'); from helpers import conv_classifier\n"
         "from xplique_maco import Neuron, maco\n"
         "maco(Neuron(conv_classifier(), 'logits', 1), nb_steps=1, image_shape=(32, 32), nb_crops=1, verbose=0)\n"
         "assert not [name for name in sys.modules if name.split('.')[0] == 'xplique'], 'xplique was imported'\n"

@@ -7,7 +7,7 @@ import tensorflow as tf
 from helpers import ONE_STEP, RISE, activations, assert_refused, at_input_size, fully_convolutional
 
 from xplique_maco import Channel, Custom, Direction, History, Inversion, Layer, Neuron, evaluate, maco
-from xplique_maco._engine import trace_count
+from xplique_maco._rendering.step import trace_count
 
 # ---- Neuron, Channel, Layer, Direction ----
 

@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.notebook
 
-TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 IMAGE_TYPES = ("image/png", "image/jpeg")

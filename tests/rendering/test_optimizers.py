@@ -5,7 +5,7 @@ import pytest
 from helpers import assert_refused
 
 from xplique_maco import Adam, Layer, Nadam, Neuron, maco
-from xplique_maco._optimizers import SGD
+from xplique_maco._rendering.optimizers import SGD
 
 # (bad call on the tiny classifier, error type, words the message must contain)
 ERRORS = [

@@ -11,7 +11,8 @@ import tensorflow as tf
 from helpers import BASELINE, CHUNKED, LINEAR, ONE_STEP, RISE, TWO_STEPS, conv_classifier, watched_model
 
 from xplique_maco import Callback, Channel, Layer, Neuron, Snapshots, evaluate, fourier, maco
-from xplique_maco._engine import _STEPS, centre_on_transparency, crop_passes, trace_count
+from xplique_maco._rendering.chunk import centre_on_transparency
+from xplique_maco._rendering.step import _STEPS, crop_passes, trace_count
 
 
 def test_no_retrace_for_other_targets_coefficients_seeds_or_rates(model):

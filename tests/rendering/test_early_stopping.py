@@ -6,7 +6,7 @@ import pytest
 from helpers import CHUNKED, LINEAR, assert_refused, conv_classifier, watched_model
 
 from xplique_maco import Callback, EarlyStopping, History, Neuron, RunInfo, StepInfo, maco
-from xplique_maco._engine import trace_count
+from xplique_maco._rendering.step import trace_count
 
 SETTINGS = {**CHUNKED, **LINEAR, "nb_crops": 2}
 

@@ -4,16 +4,24 @@ import numpy as np
 import tensorflow as tf
 
 from xplique_maco import Layer, Neuron, maco
-from xplique_maco._augment import GLANCE_SCALE, blur_factors, crop_and_resize, crop_plan, glance_count
+from xplique_maco._rendering.crops import GLANCE_SCALE, CropPlan, blur_factors, crop_and_resize, glance_count
+
+
+def drawn(images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options):
+    """The crops a `CropPlan` of these options draws (`Crops`: sources, boxes, box indices, noise)."""
+    plan = CropPlan(nb_crops, output_size, **options)
+    return plan.draw(images, seeds, step, crop_range, crop_extent, noise_std)
 
 
 def random_crops(images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options):
-    """The noisy crops a MACO step feeds the model (in one pass), as the engine makes them."""
-    plan = crop_plan(
-        images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options
+    """The noisy crops a MACO step feeds the model (in one pass), as the step makes them."""
+    crops = drawn(images, seeds, step, nb_crops, crop_range, crop_extent, output_size, noise_std, **options)
+    return (
+        crop_and_resize(
+            crops.sources, crops.boxes, crops.box_indices, output_size, options.get("wrap", False)
+        )
+        + crops.noise
     )
-    sources, boxes, box_indices, noise = plan
-    return crop_and_resize(sources, boxes, box_indices, output_size, options.get("wrap", False)) + noise
 
 
 def test_whole_image_box_equals_bilinear_resize():
@@ -96,7 +104,7 @@ def test_glances_see_the_whole_image_as_a_thumbnail():
         (40, 40),
         tf.constant(0.0),
     )
-    _, boxes, _, _ = crop_plan(stripes, *arguments, glances=1)
+    _, boxes, _, _ = drawn(stripes, *arguments, glances=1)
     np.testing.assert_allclose(boxes.numpy()[[0, 4]], [[0.0, 0.0, 1.0, 1.0]] * 2)  # centred, whole
     assert np.all(boxes.numpy()[[1, 2, 3, 5, 6, 7], 2] - boxes.numpy()[[1, 2, 3, 5, 6, 7], 0] <= 0.4)
     crops = random_crops(stripes, *arguments, glances=1).numpy()
@@ -120,8 +128,8 @@ def test_glances_beside_antialiased_crops_sample_their_own_copy():
         (40, 40),
         tf.constant(0.0),
     )
-    plain_sources, _, plain_indices, _ = crop_plan(stripes, *arguments, antialias=True)
-    sources, boxes, indices, _ = crop_plan(stripes, *arguments, antialias=True, glances=1)
+    plain_sources, _, plain_indices, _ = drawn(stripes, *arguments, antialias=True)
+    sources, boxes, indices, _ = drawn(stripes, *arguments, antialias=True, glances=1)
     copies = len(blur_factors((80, 80), (40, 40)))
     assert copies == 2 and sources.shape[0] == plain_sources.shape[0] + 2 == 2 * (1 + copies) + 2
     np.testing.assert_array_equal(sources[: plain_sources.shape[0]], plain_sources)
@@ -139,7 +147,7 @@ def test_wrapped_glances_take_every_shift_of_the_periodic_image():
     seeds = tf.constant([[3, 0]], tf.int64)
     range_, extent = tf.constant([0.3, 1.0]), tf.constant([1.0, 1.0])
     tops = [
-        crop_plan(
+        drawn(
             images,
             seeds,
             tf.constant(step, tf.int64),
@@ -216,7 +224,7 @@ def _graph_size(function, *specs) -> int:
 
 def test_the_traced_crops_do_not_grow_with_the_number_of_items():
     def plan(images, seeds):
-        return crop_plan(images, seeds, tf.constant(3), 4, (0.3, 1.0), (1.0, 1.0), (16, 16), 0.05)
+        return drawn(images, seeds, tf.constant(3), 4, (0.3, 1.0), (1.0, 1.0), (16, 16), 0.05)
 
     def sizes(count):
         images = tf.TensorSpec((count, 40, 40, 3), tf.float32)
@@ -226,7 +234,7 @@ def test_the_traced_crops_do_not_grow_with_the_number_of_items():
 
 
 def test_the_initial_phases_do_not_grow_with_the_number_of_items():
-    from xplique_maco._parametrization import FourierBaseline, MagnitudeConstrained
+    from xplique_maco._rendering.parametrization import FourierBaseline, MagnitudeConstrained
 
     for parametrization in (MagnitudeConstrained(), FourierBaseline()):
         spectrum = parametrization.spectrum(None, 3, (24, 24))

@@ -14,18 +14,19 @@ from helpers import MULTIWORKER
 
 from xplique_maco import History, Neuron, maco
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
+WORKERS = TESTS / "workers"
 ENVIRONMENT = {
     **{name: value for name, value in os.environ.items() if name != "TF_CONFIG"},
     "TF_CPP_MIN_LOG_LEVEL": "3",
-    "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
+    "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)]),
 }
 
 
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
     run = subprocess.run(
-        [sys.executable, str(HERE / "distributed_check.py")],
+        [sys.executable, str(WORKERS / "distributed_check.py")],
         env=ENVIRONMENT,
         capture_output=True,
         text=True,
@@ -70,7 +71,7 @@ def test_two_workers_on_localhost_give_every_worker_the_images_of_one_device(mod
     logs = [(tmp_path / f"worker-{index}.log").open("w") for index in range(2)]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "multiworker_check.py"), str(index), ports, str(tmp_path)],
+            [sys.executable, str(WORKERS / "multiworker_check.py"), str(index), ports, str(tmp_path)],
             env={**ENVIRONMENT, "CUDA_VISIBLE_DEVICES": "-1"},
             stdout=log,
             stderr=subprocess.STDOUT,

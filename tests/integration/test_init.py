@@ -18,7 +18,7 @@ def test_another_keras_backend_is_refused_at_import_with_the_fix():  # of any pu
         "keras.config.backend = lambda: 'jax'  # as if KERAS_BACKEND=jax had been set\n"
         "from xplique_maco import maco\n"
     )
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
     assert result.returncode != 0
     assert "ImportError: xplique_maco needs Keras with its TensorFlow backend" in result.stderr

@@ -13,10 +13,10 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import write_atlas
+from helpers import write_atlas
 from PIL import Image
 
-from xplique_maco._page import build_page
+from xplique_maco._outputs.page import build_page
 
 pytestmark = pytest.mark.browser
 

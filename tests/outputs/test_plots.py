@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import assert_refused, read_png
 
-from xplique_maco._plots import (
+from xplique_maco._outputs.plots import (
     plot_maco,
     plot_maco_grid,
     save_image,

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from helpers import CHUNKED, LINEAR, conv_classifier  # noqa: E402
 
 from xplique_maco import Diversity, History, Neuron, maco  # noqa: E402
-from xplique_maco._engine import trace_count  # noqa: E402
+from xplique_maco._rendering.step import trace_count  # noqa: E402
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from xplique_maco import Channel, Direction, History, Neuron, maco
-from xplique_maco._model import position_tied
+from xplique_maco._objectives.paths import position_tied
 
 RENDER = dict(nb_steps=16, nb_crops=4, crop_size=(0.9, 1.0), noise=0.0, learning_rate=(0.3, 0.05))
 APPLICATIONS = keras.applications

@@ -6,7 +6,7 @@ import tensorflow as tf
 from helpers import BASELINE, RISE, assert_refused
 
 from xplique_maco import Channel, Neuron, Spectrum, compute_spectrum, fourier, maco, natural_spectrum
-from xplique_maco._parametrization import decorrelated_to_image, phase_to_decorrelated
+from xplique_maco._rendering.parametrization import decorrelated_to_image, phase_to_decorrelated
 from xplique_maco.metrics import spectrum_statistics
 
 

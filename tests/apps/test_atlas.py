@@ -10,10 +10,11 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import SMALL_RENDER, assert_refused, hold_lock, manifest_entries, read_png
-from test_page import page_data
+from helpers import SMALL_RENDER, assert_refused, hold_lock, manifest_entries, page_data, read_png
 
-from xplique_maco import atlas, cli
+from xplique_maco._apps import atlas as atlas_app
+from xplique_maco._apps import loading
+from xplique_maco._config.manifest import MANIFESTS
 from xplique_maco.atlas import parse_indices, parse_shard, render_atlas
 from xplique_maco.cli import main
 
@@ -135,8 +136,8 @@ def test_a_cut_last_line_is_rendered_exactly_once_more_and_nothing_else_is_rewri
         rendered.extend(items)
         return maco(objective, items=items, **settings)
 
-    maco = atlas.maco
-    monkeypatch.setattr(atlas, "maco", counted_maco)
+    maco = atlas_app.maco
+    monkeypatch.setattr(atlas_app, "maco", counted_maco)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):  # the first resume redoes the cut objective, the second has nothing left
@@ -160,8 +161,8 @@ def test_a_second_process_on_the_same_shard_is_refused_before_the_model_loads(
     holder = hold_lock(tmp_path, (0, 2))
     try:
         loaded = []
-        load_model = cli._load_model
-        monkeypatch.setattr(cli, "_load_model", lambda *a: loaded.append(a) or load_model(*a))
+        load_model = loading.load_model_option
+        monkeypatch.setattr(loading, "load_model_option", lambda *a: loaded.append(a) or load_model(*a))
         assert main(args + SMALL_RENDER + ["--shard", "0/2"]) == 2
         error = capsys.readouterr().err
         assert f"Another process is rendering shard 0/2 into {tmp_path}" in error
@@ -194,7 +195,7 @@ def test_a_folder_rendered_before_glances_were_the_default_resumes_with_glance_0
 ):
     args = ["render", str(model_file), "--layer", "logits", "--indices", "0:2", "--output", str(tmp_path)]
     assert main(args + SMALL_RENDER + ["--glance", "0"]) == 0
-    for manifest in tmp_path.glob(atlas.MANIFESTS):  # as written before `glance` was recorded
+    for manifest in tmp_path.glob(MANIFESTS):  # as written before `glance` was recorded
         lines = [json.loads(line) for line in manifest.read_text().splitlines()]
         for entry in lines:
             assert entry["settings"].pop("glance") == 0.0

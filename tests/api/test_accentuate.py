@@ -9,8 +9,8 @@ import tensorflow as tf
 from helpers import assert_refused
 
 from xplique_maco import Callback, EarlyStopping, Inversion, Neuron, accentuate, evaluate
-from xplique_maco._engine import trace_count
-from xplique_maco._parametrization import PhotoSeeds
+from xplique_maco._rendering.photo import PhotoSeeds
+from xplique_maco._rendering.step import trace_count
 
 LAYER = "conv1"
 # 32 x 32 images at the tiny model's input size; 4 nearly whole crops per step.

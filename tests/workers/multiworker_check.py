@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from helpers import MULTIWORKER, conv_classifier  # noqa: E402
 
 from xplique_maco import History, Neuron, maco  # noqa: E402
-from xplique_maco._engine import trace_count  # noqa: E402
+from xplique_maco._rendering.step import trace_count  # noqa: E402
 
 with strategy.scope():
     model = conv_classifier()

@@ -7,7 +7,7 @@ from helpers import CHUNKED, RISE, assert_refused
 from PIL import Image
 
 from xplique_maco import Callback, History, Layer, Neuron, Recorder, Snapshots, maco
-from xplique_maco._engine import trace_count
+from xplique_maco._rendering.step import trace_count
 
 RUN = {**RISE, "seed": 0, "verbose": 0}
 

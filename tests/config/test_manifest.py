@@ -5,13 +5,11 @@ import json
 import warnings
 
 import pytest
-from conftest import write_atlas
-from helpers import hold_lock
-from test_page import page_data
+from helpers import hold_lock, page_data, write_atlas
 
-from xplique_maco import _manifest
-from xplique_maco._manifest import append_entry, read_manifest, shard_lock
-from xplique_maco._page import build_page
+from xplique_maco._config import manifest as _manifest
+from xplique_maco._config.manifest import append_entry, read_manifest, shard_lock
+from xplique_maco._outputs.page import build_page
 
 CUT = b'{"objective": "Neuron(logits, 7)", "ind'  # a line that a hard kill stopped half-way
 

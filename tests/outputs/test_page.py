@@ -2,22 +2,16 @@
 
 import json
 import os
-import re
 import warnings
 
 import keras
 import pytest
-from conftest import ATLAS_SETTINGS, write_atlas
+from helpers import ATLAS_SETTINGS, page_data, write_atlas
 from PIL import Image
 
-from xplique_maco._page import MARKER, THUMBNAIL_SIDE, build_page
-from xplique_maco.cli import _zoo_labels, main
-
-
-def page_data(folder) -> dict:
-    html = (folder / "index.html").read_text(encoding="utf-8")
-    match = re.search(r'<script type="application/json" id="atlas-data">(.*?)</script>', html, re.S)
-    return json.loads(match[1])
+from xplique_maco._apps.loading import zoo_labels as _zoo_labels
+from xplique_maco._outputs.page import MARKER, THUMBNAIL_SIDE, build_page
+from xplique_maco.cli import main
 
 
 def thumbnail_times(folder) -> dict:

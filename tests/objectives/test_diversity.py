@@ -18,8 +18,10 @@ from helpers import (
     wrapped,
 )
 
-from xplique_maco import Callback, Diversity, EarlyStopping, Neuron, _memory, evaluate, maco
-from xplique_maco._engine import _split, trace_count
+from xplique_maco import Callback, Diversity, EarlyStopping, Neuron, evaluate, maco
+from xplique_maco._rendering import memory as _memory
+from xplique_maco._rendering.replicas import split
+from xplique_maco._rendering.step import trace_count
 
 RUN = {**RISE, "nb_steps": 30, "verbose": 0}
 SPLITS = {**CHUNKED, **LINEAR, "nb_steps": 2, "nb_crops": 4}
@@ -148,9 +150,9 @@ def test_the_smaller_sizes_keep_groups_whole(sizes, replicas, group, expected):
 
 
 def test_replicas_get_whole_groups():
-    assert [part.tolist() for part in _split(np.arange(6), 2, 3)] == [[0, 1, 2], [3, 4, 5]]
-    assert [part.tolist() for part in _split(np.arange(8), 3, 2)] == [[0, 1, 2, 3], [4, 5], [6, 7]]
-    assert [part.tolist() for part in _split(np.arange(4), 3, 2)] == [[0, 1], [2, 3], [2, 3]]
+    assert [part.tolist() for part in split(np.arange(6), 2, 3)] == [[0, 1, 2], [3, 4, 5]]
+    assert [part.tolist() for part in split(np.arange(8), 3, 2)] == [[0, 1, 2, 3], [4, 5], [6, 7]]
+    assert [part.tolist() for part in split(np.arange(4), 3, 2)] == [[0, 1], [2, 3], [2, 3]]
 
 
 class Items(Callback):
