@@ -1,6 +1,6 @@
 """Seconds per MACO step with no callback, with History, with a progress bar and with a GIF Recorder.
 
-Run: python benchmarks/callback_overhead.py
+Run: python -m benchmarks.callback_overhead
 
 Measured side by side in one process, alternating, on EfficientNet-Lite0 (needs the `zoo` extra).
 A step's time is (time of `maco(nb_steps=1 + n)` - time of `maco(nb_steps=1)`) / n.

@@ -2,9 +2,9 @@
 and the Fourier baseline, in one run on one machine. Writes benchmarks/results/report.md.
 
 Run everything (needs Xplique 2.0.2 beside this package, see tox.ini's bench environment):
-    python benchmarks/compare.py report
-Or one part:   python benchmarks/compare.py speed --model resnet50v2
-               python benchmarks/compare.py quality --model mobilenet_v2 --method xplique --classes 16
+    python -m benchmarks.compare report
+Or one part:   python -m benchmarks.compare speed --model resnet50v2
+               python -m benchmarks.compare quality --model mobilenet_v2 --method xplique --classes 16
 
 Speed: seconds per step by (time of nb_steps = 1 + n) - (time of nb_steps = 1), over n, which
 cancels per-call set-up and tracing. Memory: peak RSS of a separate process per method.
@@ -28,11 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from step_overhead import bare_pass  # noqa: E402  (same folder: the bare forward + backward)
 
 from xplique_maco import Neuron, fourier, maco  # noqa: E402
 from xplique_maco.metrics import spectrum_statistics, target_confidence, transferability  # noqa: E402
 from xplique_maco.zoo import efficientnet_lite0, imagenet_classes, mobilenet_v2  # noqa: E402
+
+from .step_overhead import bare_pass  # noqa: E402  (same folder: the bare forward + backward)
 
 RESULTS = Path(__file__).parent / "results"
 CLASSES = [1, 9, 130, 144, 291, 309, 323, 388, 417, 430, 483, 508, 779, 954, 967, 980]
@@ -302,7 +303,10 @@ def save_picture(pictures: dict, classes, path: Path) -> None:
 
 def in_subprocess(arguments: list[str]) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, *arguments, "--json"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "benchmarks.compare", *arguments, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -333,7 +337,7 @@ def report(args) -> None:
         return json.loads(path.read_text())
 
     sections = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}"}
-    sections["command"] = " ".join(["python benchmarks/compare.py", *sys.argv[1:]])
+    sections["command"] = " ".join(["python -m benchmarks.compare", *sys.argv[1:]])
     sections["speed"] = [
         part(f"speed_{m}", ["speed", "--model", m, "--steps", str(args.steps)]) for m in args.speed_models
     ]
@@ -388,7 +392,7 @@ def report(args) -> None:
 
 
 def markdown(sections: dict) -> str:
-    command = sections.get("command", "python benchmarks/compare.py report")
+    command = sections.get("command", "python -m benchmarks.compare report")
     lines = ["# xplique_maco against the field", "", f"Machine: {sections['machine']}. Command: "]
     lines += [f"`{command}` (see its docstring for the method).", "", "## Speed", ""]
     lines += ["Ours with its defaults (on CPUs, model passes of about 16 crops) and in one pass of all"]
@@ -471,14 +475,14 @@ def markdown(sections: dict) -> str:
 
 def defaults_section() -> list[str]:
     """Why maco's defaults are what they are (results/defaults.md), then every tuning run."""
-    from tune import LOG, table  # tune.py imports this module: imported here, not at the top
+    from .tune import LOG, table  # tune.py imports this module: imported here, not at the top
 
     lines = ["## How the defaults were chosen", ""]
     rationale = RESULTS / "defaults.md"
     if rationale.exists():
         lines += [rationale.read_text().strip(), ""]
     if LOG.exists():
-        lines += ["All tuning runs (`python benchmarks/tune.py --table`):", "", table(), ""]
+        lines += ["All tuning runs (`python -m benchmarks.tune --table`):", "", table(), ""]
     return lines
 
 

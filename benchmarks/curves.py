@@ -15,9 +15,9 @@ all classes in one batched call, Xplique one class per call (it takes one object
 so seconds per class at S steps = (set-up + (S - 1) x step) / classes per call. The quality
 runs' own wall times are not used: this machine is shared and its load varies by 3x.
 
-    python benchmarks/curves.py run --steps 16 32 64 128 256 --classes 16 --seeds 2
-    python benchmarks/curves.py run --only ours --steps 32      # some points only
-    python benchmarks/curves.py report         # curves.md, curves.json, curves_c<classes>.png
+    python -m benchmarks.curves run --steps 16 32 64 128 256 --classes 16 --seeds 2
+    python -m benchmarks.curves run --only ours --steps 32      # some points only
+    python -m benchmarks.curves report         # curves.md, curves.json, curves_c<classes>.png
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, GLANCE, JUDGES, METHODS, NAMES, RESULTS, load, xplique_render  # noqa: E402
 
 from xplique_maco import Neuron, fourier, maco  # noqa: E402
+
+from .compare import CLASSES, GLANCE, JUDGES, METHODS, NAMES, RESULTS, load, xplique_render  # noqa: E402
 
 PARTS = RESULTS / "parts"
 STEPS = (16, 32, 64, 128, 256)
@@ -84,7 +84,7 @@ def run_points(args) -> None:
                     path = PARTS / f"{name}.json"
                     if _matches(path, args.classes) and name not in args.redo:
                         continue
-                    command = [sys.executable, str(Path(__file__).parent / "compare.py"), "quality"]
+                    command = [sys.executable, "-m", "benchmarks.compare", "quality"]
                     command += ["--model", source, "--method", method, "--steps", str(steps)]
                     command += ["--classes", str(args.classes), "--first-seed", str(seed), "--seeds", "1"]
                     command += ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
@@ -284,9 +284,9 @@ def markdown(curves: dict, picture: str) -> str:
     lines = [f"### {curves['classes']} classes x {seeds}", ""]
     lines += [
         f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
-        "(`python benchmarks/curves.py run`, see its docstring); rates are over all classes and seeds "
+        "(`python -m benchmarks.curves run`, see its docstring); rates are over all classes and seeds "
         "of the point. Seconds per class come from a side-by-side timing of the three methods in one "
-        "process (`curves.py timing`), not from the points' own wall times. The low-pass judge sees each "
+        "process (`python -m benchmarks.curves timing`), not from the points' own wall times. The low-pass judge sees each "
         "image shrunk to 64 px and back.",
         "",
         "Targets (dotted lines): "

@@ -7,7 +7,7 @@ backward), the same for the image side of a step (per image), and the chunk and 
 16, 40 and 80 GB (weights left out). A GPU measures the cost per crop with its allocator instead,
 so on a GPU the chunks come out larger than these derived ones by about the ratio printed.
 
-    python benchmarks/memory_rule.py [--models MobileNetV2 ResNet50 ...] [--image-size 512]
+    python -m benchmarks.memory_rule [--models MobileNetV2 ResNet50 ...] [--image-size 512]
 
 Each model is measured in its own process, so the peak RSS of one does not hide the next.
 """
@@ -98,7 +98,7 @@ def main() -> None:
         return
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     for name in ["image side", *arguments.models]:
-        command = [sys.executable, __file__, "--one", name]
+        command = [sys.executable, "-m", "benchmarks.memory_rule", "--one", name]
         command += ["--image-size", str(arguments.image_size), "--crops", str(arguments.crops)]
         command += ["--glance", str(arguments.glance)]
         run = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)

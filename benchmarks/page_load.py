@@ -1,6 +1,6 @@
 """How fast the atlas page of 1,000 units builds and opens in headless Chromium.
 
-Run: python benchmarks/page_load.py [--units 1000] [--size 256] [--runs 5]
+Run: python -m benchmarks.page_load [--units 1000] [--size 256] [--runs 5]
      (needs Chromium at $CHROMIUM or /usr/bin/chromium and `pip install playwright`)
 
 Builds a synthetic atlas (the files and manifest lines `xplique-maco render` writes, with

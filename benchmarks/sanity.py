@@ -6,7 +6,7 @@ threshold above what the natural crops give), so on photos it behaves like the c
 967 ("espresso") is left clean. maco and fourier render both for each seed; path_similarity
 compares each image with the 16 natural crops that drive its unit most, at 6 layers.
 
-Run: python benchmarks/sanity.py   (results: benchmarks/results/sanity.json, docs/images/sanity.png)
+Run: python -m benchmarks.sanity   (results: benchmarks/results/sanity.json, docs/images/sanity.png)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Seconds per MACO step against the bare forward + backward of the same model on the same crop batch.
 
-Run: python benchmarks/step_overhead.py --model resnet50v2 --image-size 512 --crops 32
+Run: python -m benchmarks.step_overhead --model resnet50v2 --image-size 512 --crops 32
 
 Both are measured side by side in one process, alternating, so machine noise hits both alike.
 A MACO step's time is taken as (time of `maco(nb_steps=1 + n)` - time of `maco(nb_steps=1)`) / n,

@@ -4,8 +4,8 @@ Each run renders the first --classes of compare.CLASSES for --seeds seeds on the
 (equal compute: --steps, --crops, --size), judges them on the other model, and appends one
 JSON line (settings, scores, seconds) to benchmarks/results/tuning.jsonl, so runs accumulate.
 
-    python benchmarks/tune.py --source efficientnet_lite0 --set crop_size=0.5,1.0 --set noise=0.1
-    python benchmarks/tune.py --table      # the accumulated runs, best judge top-5 first
+    python -m benchmarks.tune --source efficientnet_lite0 --set crop_size=0.5,1.0 --set noise=0.1
+    python -m benchmarks.tune --table      # the accumulated runs, best judge top-5 first
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ import argparse
 import inspect
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, JUDGES, RESULTS, load, photo_statistics, score  # noqa: E402
 
 from xplique_maco import Neuron, Spectrum, maco, natural_spectrum  # noqa: E402
 from xplique_maco.metrics import target_confidence  # noqa: E402
+
+from .compare import CLASSES, JUDGES, RESULTS, load, photo_statistics, score  # noqa: E402
 
 LOG = RESULTS / "tuning.jsonl"
 TUNED_DEFAULTS = {
