@@ -36,14 +36,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from xplique_maco import Neuron, fourier, maco  # noqa: E402
+from ._shared.methods import METHODS, NAMES, render_classes  # noqa: E402
+from ._shared.models import CLASSES, JUDGES, load  # noqa: E402
+from ._shared.results import PARTS, RESULTS  # noqa: E402
 
-from .compare import CLASSES, GLANCE, JUDGES, METHODS, NAMES, RESULTS, load, xplique_render  # noqa: E402
-
-PARTS = RESULTS / "parts"
 STEPS = (16, 32, 64, 128, 256)
 # Ours without glances (maco(glance=0), the defaults before glances), ours at the defaults
-# (glance=GLANCE), and the anchors. The codes name the cached parts; NAMES what reports show.
+# (maco's default glance), and the anchors. The codes name the cached parts; NAMES what reports show.
 CURVE_METHODS = ("ours", "ours_glance", *(m for m in METHODS if m != "ours"))
 STYLES = {
     "ours": ("tab:blue", "o-"),
@@ -102,20 +101,13 @@ def timing(args) -> dict:
     """Per-call set-up and per-step seconds of the three methods on one source model, interleaved."""
     model = load(args.model)
     classes = CLASSES[: args.classes]
-    settings = dict(image_shape=(EQUAL_COMPUTE["size"],) * 2, nb_crops=EQUAL_COMPUTE["crops"], verbose=0)
+    crops, size = EQUAL_COMPUTE["crops"], EQUAL_COMPUTE["size"]
+    # Ours and the Fourier baseline render all classes in one call, Xplique one class a call.
+    per_call = {"ours": classes, "ours_glance": classes, "fourier": classes, "xplique": classes[:1]}
     calls = {
-        "ours": lambda n: maco(Neuron(model, -1, classes), nb_steps=n, seed=0, glance=0.0, **settings)[
-            0
-        ].numpy(),
-        "ours_glance": lambda n: maco(
-            Neuron(model, -1, classes), nb_steps=n, seed=0, glance=GLANCE, **settings
-        )[0].numpy(),
-        "fourier": lambda n: fourier(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
-        "xplique": lambda n: xplique_render(
-            model, classes[0], n, EQUAL_COMPUTE["crops"], EQUAL_COMPUTE["size"], 0
-        ),
+        name: lambda n, name=name, rendered=rendered: render_classes(name, model, rendered, 0, n, crops, size)
+        for name, rendered in per_call.items()
     }
-    per_call = {"ours": len(classes), "ours_glance": len(classes), "fourier": len(classes), "xplique": 1}
     for call in calls.values():
         call(1)  # first calls trace what later calls reuse (the zoo model, Xplique's own graphs)
     short = {name: [] for name in calls}
@@ -133,7 +125,7 @@ def timing(args) -> dict:
         one, more = statistics.median(short[name]), statistics.median(long[name])
         step = (more - one) / args.probe_steps
         result["methods"][name] = {
-            "classes_per_call": per_call[name],
+            "classes_per_call": len(per_call[name]),
             "setup_s": one - step,
             "step_s": step,
             "short_runs": short[name],

@@ -15,7 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from xplique_maco import Neuron, maco  # noqa: E402
 
-from .compare import load, per_step  # noqa: E402  (same folder)
+from ._shared.models import load  # noqa: E402
+from ._shared.timing import per_step  # noqa: E402
 
 SETTINGS = {
     "256 px, 8 crops": dict(image_shape=(256, 256), nb_crops=8),

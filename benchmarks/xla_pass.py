@@ -12,8 +12,8 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .compare import load, per_step  # noqa: E402  (same folder)
-from .step_overhead import bare_pass  # noqa: E402
+from ._shared.models import load  # noqa: E402
+from ._shared.timing import bare_pass, per_step  # noqa: E402
 
 
 def main() -> None:
