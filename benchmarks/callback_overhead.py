@@ -20,8 +20,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from xplique_maco import History, Neuron, Recorder, maco  # noqa: E402
-from xplique_maco._engine import trace_count  # noqa: E402
 from xplique_maco.zoo import efficientnet_lite0  # noqa: E402
+
+from ._shared.internals import trace_count  # noqa: E402
 
 
 def main() -> None:

@@ -32,8 +32,9 @@ import tensorflow as tf  # noqa: E402
 from xplique_maco import Diversity, Neuron, evaluate, maco  # noqa: E402
 from xplique_maco.zoo import imagenet_classes, load_model  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
-PICTURE = Path(__file__).parent.parent / "docs" / "images" / "diversity.png"
+from ._shared.results import DOC_IMAGES, RESULTS  # noqa: E402
+
+PICTURE = DOC_IMAGES / "diversity.png"
 
 
 def measured(model, layer: str, images: tf.Tensor, index: int, input_size: int) -> dict:
