@@ -34,6 +34,7 @@ from xplique_maco.zoo import imagenet_classes  # noqa: E402
 
 from ._shared.methods import MEMORY_METHODS, METHODS, render_classes, xplique_render  # noqa: E402
 from ._shared.models import CLASSES, JUDGES, load  # noqa: E402
+from ._shared.parts import part_command, quality_arguments  # noqa: E402
 from ._shared.report import markdown  # noqa: E402
 from ._shared.results import PARTS, RESULTS  # noqa: E402
 from ._shared.scoring import photo_statistics, score  # noqa: E402
@@ -180,12 +181,7 @@ def save_picture(pictures: dict, classes, path: Path) -> None:
 
 
 def in_subprocess(arguments: list[str]) -> dict:
-    output = subprocess.run(
-        [sys.executable, "-m", "benchmarks.compare", *arguments, "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    output = subprocess.run(part_command(arguments), capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -222,14 +218,12 @@ def memory_rows(args) -> list[dict]:
 def quality_row(args, source: str, method: str) -> tuple[dict | None, str | None]:
     """One row of the quality table and the images file of its first seed: one part per seed
     (each keeps its images), then one score over all of them; (None, None) without any seed."""
-    quality_settings = ["--classes", str(args.classes), "--steps", str(args.quality_steps)]
     seed_parts, seed_images, seeds = [], [], []
     for seed in range(args.seeds):
         name = f"quality_{source}_{method}_seed{seed}"
         images = PARTS / f"{name}.npz"
-        arguments = ["quality", "--model", source, "--method", method, "--images", str(images)]
-        arguments += ["--first-seed", str(seed), "--seeds", "1"]
-        result = part(args, name, arguments + quality_settings)
+        arguments = quality_arguments(source, method, seed, args.classes, args.quality_steps, images)
+        result = part(args, name, arguments)
         if result is not None:
             seed_parts.append(result)
             seed_images.append(str(images))

@@ -3,8 +3,8 @@ and the Fourier baseline, in both directions (EfficientNet-Lite0 <-> MobileNetV2
 
 Each point is its own run: our learning rate decays over `nb_steps`, so a 32-step image is not
 a snapshot of a 256-step run. Every point is a `compare.py quality` part (one seed, all classes,
-scored by compare.score: source top-1, judge top-1/top-5, the low-pass judge, the share of
-photo-like spectra), computed in its own process and cached in results/parts/curve_*.json with
+scored as every quality part is: source top-1, judge top-1/top-5, the low-pass judge, the share
+of photo-like spectra), computed in its own process and cached in results/parts/curve_*.json with
 its images beside it (.npz, not committed); rerunning computes only the missing points. Names
 carry the number of classes, so a pilot on fewer classes and the full run live side by side.
 
@@ -23,12 +23,12 @@ runs' own wall times are not used: this machine is shared and its load varies by
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -38,7 +38,9 @@ import numpy as np  # noqa: E402
 
 from ._shared.methods import METHODS, NAMES, render_classes  # noqa: E402
 from ._shared.models import CLASSES, JUDGES, load  # noqa: E402
+from ._shared.parts import part_command, quality_arguments  # noqa: E402
 from ._shared.results import PARTS, RESULTS  # noqa: E402
+from ._shared.timing import call_times  # noqa: E402
 
 STEPS = (16, 32, 64, 128, 256)
 # Ours without glances (maco(glance=0), the defaults before glances), ours at the defaults
@@ -75,26 +77,22 @@ def run_points(args) -> None:
     """Computes the missing points, each `compare.py quality` in its own process."""
     PARTS.mkdir(parents=True, exist_ok=True)
     methods = args.only or CURVE_METHODS
-    for steps in args.steps:
-        for seed in range(args.seeds):
-            for source in args.sources:
-                for method in methods:
-                    name = part_name(source, method, steps, args.classes, seed)
-                    path = PARTS / f"{name}.json"
-                    if _matches(path, args.classes) and name not in args.redo:
-                        continue
-                    command = [sys.executable, "-m", "benchmarks.compare", "quality"]
-                    command += ["--model", source, "--method", method, "--steps", str(steps)]
-                    command += ["--classes", str(args.classes), "--first-seed", str(seed), "--seeds", "1"]
-                    command += ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
-                    command += ["--images", str(PARTS / f"{name}.npz"), "--json"]
-                    started = time.perf_counter()
-                    done = subprocess.run(command, capture_output=True, text=True)
-                    if done.returncode:  # the other points still run; a rerun retries this one
-                        print(f"{name} failed:\n{done.stderr[-2000:]}", flush=True)
-                        continue
-                    path.write_text(done.stdout.strip().splitlines()[-1])
-                    print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+    equal_compute = ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
+    for steps, seed, source, method in itertools.product(
+        args.steps, range(args.seeds), args.sources, methods
+    ):
+        name = part_name(source, method, steps, args.classes, seed)
+        path = PARTS / f"{name}.json"
+        if _matches(path, args.classes) and name not in args.redo:
+            continue
+        arguments = quality_arguments(source, method, seed, args.classes, steps, PARTS / f"{name}.npz")
+        started = time.perf_counter()
+        done = subprocess.run(part_command(arguments + equal_compute), capture_output=True, text=True)
+        if done.returncode:  # the other points still run; a rerun retries this one
+            print(f"{name} failed:\n{done.stderr[-2000:]}", flush=True)
+            continue
+        path.write_text(done.stdout.strip().splitlines()[-1])
+        print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def timing(args) -> dict:
@@ -110,16 +108,7 @@ def timing(args) -> dict:
     }
     for call in calls.values():
         call(1)  # first calls trace what later calls reuse (the zoo model, Xplique's own graphs)
-    short = {name: [] for name in calls}
-    long = {name: [] for name in calls}
-    for _ in range(args.repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call(1)
-            short[name].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            call(1 + args.probe_steps)
-            long[name].append(time.perf_counter() - start)
+    short, long = call_times(calls, args.probe_steps, args.repeats)
     result = {"model": args.model, "classes": len(classes), "probe_steps": args.probe_steps, "methods": {}}
     for name in calls:
         one, more = statistics.median(short[name]), statistics.median(long[name])
@@ -270,23 +259,9 @@ def plot(curves: dict, path: Path) -> None:
     figure.savefig(path, dpi=80)
 
 
-def markdown(curves: dict, picture: str) -> str:
-    """One section: the points of one number of classes, their plot and table."""
-    seeds = f"{curves['seeds']} seed{'s' if curves['seeds'] > 1 else ''}"
-    lines = [f"### {curves['classes']} classes x {seeds}", ""]
-    lines += [
-        f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
-        "(`python -m benchmarks.curves run`, see its docstring); rates are over all classes and seeds "
-        "of the point. Seconds per class come from a side-by-side timing of the three methods in one "
-        "process (`python -m benchmarks.curves timing`), not from the points' own wall times. The low-pass judge sees each "
-        "image shrunk to 64 px and back.",
-        "",
-        "Targets (dotted lines): "
-        + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
-        + ".",
-        "",
-        f"![quality against steps and seconds, {curves['classes']} classes]({picture})",
-        "",
+def points_table(curves: dict) -> list[str]:
+    """Every point of one number of classes: its figures, and whether it meets every target."""
+    lines = [
         "| source -> judge | method | steps | images | s/class | "
         + " | ".join(FIGURES.values())
         + " | all targets |",
@@ -299,11 +274,12 @@ def markdown(curves: dict, picture: str) -> str:
             f"| {p['source']} -> {p['judge']} | {NAMES.get(p['method'], p['method'])} | {p['steps']} | {p['images']} | {seconds} "
             f"| {cells} | {'yes' if meets(p) else 'no'} |"
         )
-    lines += [
-        "",
-        "Time to quality: the fewest measured steps (and seconds per class) from which each target "
-        'holds at every larger measured count; "not reached" if it fails at the largest one.',
-        "",
+    return lines
+
+
+def reached_table(curves: dict) -> list[str]:
+    """Time to quality: per direction and method, where each target is reached for good."""
+    lines = [
         "| source -> judge | method | steps measured | "
         + " | ".join(FIGURES[key] for key in TARGETS)
         + " | all targets |",
@@ -315,6 +291,12 @@ def markdown(curves: dict, picture: str) -> str:
         lines.append(
             f"| {row['source']} -> {row['judge']} | {NAMES.get(row['method'], row['method'])} | {measured} | {cells} |"
         )
+    return lines
+
+
+def timing_lines(curves: dict) -> list[str]:
+    """Each timing part: set-up and step of every method, and ours per class against Xplique's."""
+    lines = []
     for source, t in curves["timings"].items():
         methods = t["methods"]
         described = "; ".join(
@@ -334,6 +316,36 @@ def markdown(curves: dict, picture: str) -> str:
             lines.append(
                 f"{NAMES[method]}: per class over Xplique's per class at 128 steps ({theirs:.1f} s): {ratios}."
             )
+    return lines
+
+
+def markdown(curves: dict, picture: str) -> str:
+    """One section: the points of one number of classes, their plot and tables."""
+    seeds = f"{curves['seeds']} seed{'s' if curves['seeds'] > 1 else ''}"
+    lines = [f"### {curves['classes']} classes x {seeds}", ""]
+    lines += [
+        f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
+        "(`python -m benchmarks.curves run`, see its docstring); rates are over all classes and seeds "
+        "of the point. Seconds per class come from a side-by-side timing of the three methods in one "
+        "process (`python -m benchmarks.curves timing`), not from the points' own wall times. The "
+        "low-pass judge sees each image shrunk to 64 px and back.",
+        "",
+        "Targets (dotted lines): "
+        + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
+        + ".",
+        "",
+        f"![quality against steps and seconds, {curves['classes']} classes]({picture})",
+        "",
+    ]
+    lines += points_table(curves)
+    lines += [
+        "",
+        "Time to quality: the fewest measured steps (and seconds per class) from which each target "
+        'holds at every larger measured count; "not reached" if it fails at the largest one.',
+        "",
+    ]
+    lines += reached_table(curves)
+    lines += timing_lines(curves)
     return "\n".join(lines) + "\n"
 
 

@@ -9,22 +9,32 @@ import keras
 import tensorflow as tf
 
 
-def per_step(runs: dict[str, Callable[[int], object]], steps: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per step of each run, measured in turn within every repeat (machine drift hits all alike).
-
-    A run's step is (time of `run(1 + steps)` - time of `run(1)`) / steps, which cancels the
-    per-call set-up.
-    """
-    times = {name: [] for name in runs}
+def call_times(
+    runs: dict[str, Callable[[int], object]], steps: int, repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds of each run's call of 1 step and of 1 + `steps` steps, measured in turn within every
+    repeat (machine drift hits all alike)."""
+    short = {name: [] for name in runs}
+    long = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run(1)
-            short = time.perf_counter() - start
+            short[name].append(time.perf_counter() - start)
             start = time.perf_counter()
             run(1 + steps)
-            times[name].append((time.perf_counter() - start - short) / steps)
-    return times
+            long[name].append(time.perf_counter() - start)
+    return short, long
+
+
+def per_step(runs: dict[str, Callable[[int], object]], steps: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per step of each run in every repeat: (time of `run(1 + steps)` - time of `run(1)`)
+    / steps, which cancels the per-call set-up."""
+    short, long = call_times(runs, steps, repeats)
+    return {
+        name: [(more - one) / steps for one, more in zip(short[name], long[name], strict=True)]
+        for name in runs
+    }
 
 
 def bare_pass(model: keras.Model, crops: int, size: int, jit_compile: bool = False) -> Callable[[], object]:
