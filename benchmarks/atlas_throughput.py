@@ -1,6 +1,6 @@
 """Images per minute for a 64-objective job on EfficientNet-Lite0: chunked against one at a time.
 
-Run: python benchmarks/atlas_throughput.py   (needs the `zoo` extra)
+Run: python -m benchmarks.atlas_throughput   (needs the `zoo` extra)
 
 End to end, tracing included, in one process; small settings (see SETTINGS).
 """

@@ -1,6 +1,6 @@
 """Seconds per MACO step with no callback, with History, with a progress bar and with a GIF Recorder.
 
-Run: python benchmarks/callback_overhead.py
+Run: python -m benchmarks.callback_overhead
 
 Measured side by side in one process, alternating, on EfficientNet-Lite0 (needs the `zoo` extra).
 A step's time is (time of `maco(nb_steps=1 + n)` - time of `maco(nb_steps=1)`) / n.
@@ -20,8 +20,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from xplique_maco import History, Neuron, Recorder, maco  # noqa: E402
-from xplique_maco._engine import trace_count  # noqa: E402
 from xplique_maco.zoo import efficientnet_lite0  # noqa: E402
+
+from ._shared.internals import trace_count  # noqa: E402
 
 
 def main() -> None:

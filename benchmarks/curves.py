@@ -3,8 +3,8 @@ and the Fourier baseline, in both directions (EfficientNet-Lite0 <-> MobileNetV2
 
 Each point is its own run: our learning rate decays over `nb_steps`, so a 32-step image is not
 a snapshot of a 256-step run. Every point is a `compare.py quality` part (one seed, all classes,
-scored by compare.score: source top-1, judge top-1/top-5, the low-pass judge, the share of
-photo-like spectra), computed in its own process and cached in results/parts/curve_*.json with
+scored as every quality part is: source top-1, judge top-1/top-5, the low-pass judge, the share
+of photo-like spectra), computed in its own process and cached in results/parts/curve_*.json with
 its images beside it (.npz, not committed); rerunning computes only the missing points. Names
 carry the number of classes, so a pilot on fewer classes and the full run live side by side.
 
@@ -15,35 +15,36 @@ all classes in one batched call, Xplique one class per call (it takes one object
 so seconds per class at S steps = (set-up + (S - 1) x step) / classes per call. The quality
 runs' own wall times are not used: this machine is shared and its load varies by 3x.
 
-    python benchmarks/curves.py run --steps 16 32 64 128 256 --classes 16 --seeds 2
-    python benchmarks/curves.py run --only ours --steps 32      # some points only
-    python benchmarks/curves.py report         # curves.md, curves.json, curves_c<classes>.png
+    python -m benchmarks.curves run --steps 16 32 64 128 256 --classes 16 --seeds 2
+    python -m benchmarks.curves run --only ours --steps 32      # some points only
+    python -m benchmarks.curves report         # curves.md, curves.json, curves_c<classes>.png
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, GLANCE, JUDGES, METHODS, NAMES, RESULTS, load, xplique_render  # noqa: E402
 
-from xplique_maco import Neuron, fourier, maco  # noqa: E402
+from ._shared.methods import METHODS, NAMES, render_classes  # noqa: E402
+from ._shared.models import CLASSES, JUDGES, load  # noqa: E402
+from ._shared.parts import part_command, quality_arguments  # noqa: E402
+from ._shared.results import PARTS, RESULTS  # noqa: E402
+from ._shared.timing import call_times  # noqa: E402
 
-PARTS = RESULTS / "parts"
 STEPS = (16, 32, 64, 128, 256)
 # Ours without glances (maco(glance=0), the defaults before glances), ours at the defaults
-# (glance=GLANCE), and the anchors. The codes name the cached parts; NAMES what reports show.
+# (maco's default glance), and the anchors. The codes name the cached parts; NAMES what reports show.
 CURVE_METHODS = ("ours", "ours_glance", *(m for m in METHODS if m != "ours"))
 STYLES = {
     "ours": ("tab:blue", "o-"),
@@ -76,64 +77,44 @@ def run_points(args) -> None:
     """Computes the missing points, each `compare.py quality` in its own process."""
     PARTS.mkdir(parents=True, exist_ok=True)
     methods = args.only or CURVE_METHODS
-    for steps in args.steps:
-        for seed in range(args.seeds):
-            for source in args.sources:
-                for method in methods:
-                    name = part_name(source, method, steps, args.classes, seed)
-                    path = PARTS / f"{name}.json"
-                    if _matches(path, args.classes) and name not in args.redo:
-                        continue
-                    command = [sys.executable, str(Path(__file__).parent / "compare.py"), "quality"]
-                    command += ["--model", source, "--method", method, "--steps", str(steps)]
-                    command += ["--classes", str(args.classes), "--first-seed", str(seed), "--seeds", "1"]
-                    command += ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
-                    command += ["--images", str(PARTS / f"{name}.npz"), "--json"]
-                    started = time.perf_counter()
-                    done = subprocess.run(command, capture_output=True, text=True)
-                    if done.returncode:  # the other points still run; a rerun retries this one
-                        print(f"{name} failed:\n{done.stderr[-2000:]}", flush=True)
-                        continue
-                    path.write_text(done.stdout.strip().splitlines()[-1])
-                    print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+    equal_compute = ["--crops", str(EQUAL_COMPUTE["crops"]), "--size", str(EQUAL_COMPUTE["size"])]
+    for steps, seed, source, method in itertools.product(
+        args.steps, range(args.seeds), args.sources, methods
+    ):
+        name = part_name(source, method, steps, args.classes, seed)
+        path = PARTS / f"{name}.json"
+        if _matches(path, args.classes) and name not in args.redo:
+            continue
+        arguments = quality_arguments(source, method, seed, args.classes, steps, PARTS / f"{name}.npz")
+        started = time.perf_counter()
+        done = subprocess.run(part_command(arguments + equal_compute), capture_output=True, text=True)
+        if done.returncode:  # the other points still run; a rerun retries this one
+            print(f"{name} failed:\n{done.stderr[-2000:]}", flush=True)
+            continue
+        path.write_text(done.stdout.strip().splitlines()[-1])
+        print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def timing(args) -> dict:
     """Per-call set-up and per-step seconds of the three methods on one source model, interleaved."""
     model = load(args.model)
     classes = CLASSES[: args.classes]
-    settings = dict(image_shape=(EQUAL_COMPUTE["size"],) * 2, nb_crops=EQUAL_COMPUTE["crops"], verbose=0)
+    crops, size = EQUAL_COMPUTE["crops"], EQUAL_COMPUTE["size"]
+    # Ours and the Fourier baseline render all classes in one call, Xplique one class a call.
+    per_call = {"ours": classes, "ours_glance": classes, "fourier": classes, "xplique": classes[:1]}
     calls = {
-        "ours": lambda n: maco(Neuron(model, -1, classes), nb_steps=n, seed=0, glance=0.0, **settings)[
-            0
-        ].numpy(),
-        "ours_glance": lambda n: maco(
-            Neuron(model, -1, classes), nb_steps=n, seed=0, glance=GLANCE, **settings
-        )[0].numpy(),
-        "fourier": lambda n: fourier(Neuron(model, -1, classes), nb_steps=n, seed=0, **settings)[0].numpy(),
-        "xplique": lambda n: xplique_render(
-            model, classes[0], n, EQUAL_COMPUTE["crops"], EQUAL_COMPUTE["size"], 0
-        ),
+        name: lambda n, name=name, rendered=rendered: render_classes(name, model, rendered, 0, n, crops, size)
+        for name, rendered in per_call.items()
     }
-    per_call = {"ours": len(classes), "ours_glance": len(classes), "fourier": len(classes), "xplique": 1}
     for call in calls.values():
         call(1)  # first calls trace what later calls reuse (the zoo model, Xplique's own graphs)
-    short = {name: [] for name in calls}
-    long = {name: [] for name in calls}
-    for _ in range(args.repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call(1)
-            short[name].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            call(1 + args.probe_steps)
-            long[name].append(time.perf_counter() - start)
+    short, long = call_times(calls, args.probe_steps, args.repeats)
     result = {"model": args.model, "classes": len(classes), "probe_steps": args.probe_steps, "methods": {}}
     for name in calls:
         one, more = statistics.median(short[name]), statistics.median(long[name])
         step = (more - one) / args.probe_steps
         result["methods"][name] = {
-            "classes_per_call": per_call[name],
+            "classes_per_call": len(per_call[name]),
             "setup_s": one - step,
             "step_s": step,
             "short_runs": short[name],
@@ -278,23 +259,9 @@ def plot(curves: dict, path: Path) -> None:
     figure.savefig(path, dpi=80)
 
 
-def markdown(curves: dict, picture: str) -> str:
-    """One section: the points of one number of classes, their plot and table."""
-    seeds = f"{curves['seeds']} seed{'s' if curves['seeds'] > 1 else ''}"
-    lines = [f"### {curves['classes']} classes x {seeds}", ""]
-    lines += [
-        f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
-        "(`python benchmarks/curves.py run`, see its docstring); rates are over all classes and seeds "
-        "of the point. Seconds per class come from a side-by-side timing of the three methods in one "
-        "process (`curves.py timing`), not from the points' own wall times. The low-pass judge sees each "
-        "image shrunk to 64 px and back.",
-        "",
-        "Targets (dotted lines): "
-        + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
-        + ".",
-        "",
-        f"![quality against steps and seconds, {curves['classes']} classes]({picture})",
-        "",
+def points_table(curves: dict) -> list[str]:
+    """Every point of one number of classes: its figures, and whether it meets every target."""
+    lines = [
         "| source -> judge | method | steps | images | s/class | "
         + " | ".join(FIGURES.values())
         + " | all targets |",
@@ -307,11 +274,12 @@ def markdown(curves: dict, picture: str) -> str:
             f"| {p['source']} -> {p['judge']} | {NAMES.get(p['method'], p['method'])} | {p['steps']} | {p['images']} | {seconds} "
             f"| {cells} | {'yes' if meets(p) else 'no'} |"
         )
-    lines += [
-        "",
-        "Time to quality: the fewest measured steps (and seconds per class) from which each target "
-        'holds at every larger measured count; "not reached" if it fails at the largest one.',
-        "",
+    return lines
+
+
+def reached_table(curves: dict) -> list[str]:
+    """Time to quality: per direction and method, where each target is reached for good."""
+    lines = [
         "| source -> judge | method | steps measured | "
         + " | ".join(FIGURES[key] for key in TARGETS)
         + " | all targets |",
@@ -323,6 +291,12 @@ def markdown(curves: dict, picture: str) -> str:
         lines.append(
             f"| {row['source']} -> {row['judge']} | {NAMES.get(row['method'], row['method'])} | {measured} | {cells} |"
         )
+    return lines
+
+
+def timing_lines(curves: dict) -> list[str]:
+    """Each timing part: set-up and step of every method, and ours per class against Xplique's."""
+    lines = []
     for source, t in curves["timings"].items():
         methods = t["methods"]
         described = "; ".join(
@@ -342,6 +316,36 @@ def markdown(curves: dict, picture: str) -> str:
             lines.append(
                 f"{NAMES[method]}: per class over Xplique's per class at 128 steps ({theirs:.1f} s): {ratios}."
             )
+    return lines
+
+
+def markdown(curves: dict, picture: str) -> str:
+    """One section: the points of one number of classes, their plot and tables."""
+    seeds = f"{curves['seeds']} seed{'s' if curves['seeds'] > 1 else ''}"
+    lines = [f"### {curves['classes']} classes x {seeds}", ""]
+    lines += [
+        f"Each point is its own run at {EQUAL_COMPUTE['crops']} crops and {EQUAL_COMPUTE['size']} px "
+        "(`python -m benchmarks.curves run`, see its docstring); rates are over all classes and seeds "
+        "of the point. Seconds per class come from a side-by-side timing of the three methods in one "
+        "process (`python -m benchmarks.curves timing`), not from the points' own wall times. The "
+        "low-pass judge sees each image shrunk to 64 px and back.",
+        "",
+        "Targets (dotted lines): "
+        + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
+        + ".",
+        "",
+        f"![quality against steps and seconds, {curves['classes']} classes]({picture})",
+        "",
+    ]
+    lines += points_table(curves)
+    lines += [
+        "",
+        "Time to quality: the fewest measured steps (and seconds per class) from which each target "
+        'holds at every larger measured count; "not reached" if it fails at the largest one.',
+        "",
+    ]
+    lines += reached_table(curves)
+    lines += timing_lines(curves)
     return "\n".join(lines) + "\n"
 
 

@@ -9,8 +9,8 @@ the Diversity run over that of the seeds run, and how many images of each run th
 classifies as the class (top-1). It saves the figures (benchmarks/results/diversity.json and
 .md) and a picture of the first class's K images without and with diversity.
 
-Run: python benchmarks/diversity.py            (MobileNetV2, 3 classes, K = 8, 64 steps, 224 px)
-     python benchmarks/diversity.py --images 16 --classes 130 --name diversity_16 \
+Run: python -m benchmarks.diversity            (MobileNetV2, 3 classes, K = 8, 64 steps, 224 px)
+     python -m benchmarks.diversity --images 16 --classes 130 --name diversity_16 \
          --picture docs/images/diversity_16.png
 """
 
@@ -32,8 +32,9 @@ import tensorflow as tf  # noqa: E402
 from xplique_maco import Diversity, Neuron, evaluate, maco  # noqa: E402
 from xplique_maco.zoo import imagenet_classes, load_model  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
-PICTURE = Path(__file__).parent.parent / "docs" / "images" / "diversity.png"
+from ._shared.results import DOC_IMAGES, RESULTS  # noqa: E402
+
+PICTURE = DOC_IMAGES / "diversity.png"
 
 
 def measured(model, layer: str, images: tf.Tensor, index: int, input_size: int) -> dict:
@@ -172,7 +173,7 @@ def main() -> None:
             save_picture(seeds, diverse, title, args.picture)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}",
-        "command": "python benchmarks/diversity.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.diversity " + " ".join(sys.argv[1:]),
         "settings": {key: value for key, value in vars(args).items() if key not in ("picture", "name")},
         "picture": None if args.picture is None else os.path.relpath(args.picture),
         "classes": rows,

@@ -1,6 +1,6 @@
 """How fast the atlas page of 1,000 units builds and opens in headless Chromium.
 
-Run: python benchmarks/page_load.py [--units 1000] [--size 256] [--runs 5]
+Run: python -m benchmarks.page_load [--units 1000] [--size 256] [--runs 5]
      (needs Chromium at $CHROMIUM or /usr/bin/chromium and `pip install playwright`)
 
 Builds a synthetic atlas (the files and manifest lines `xplique-maco render` writes, with
@@ -27,12 +27,16 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from xplique_maco._page import build_page
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "page_load.json"
+from xplique_maco.atlas import build_page  # noqa: E402
+
+from ._shared.results import RESULTS  # noqa: E402
+
+REPORT = RESULTS / "page_load.json"
 SETTINGS = {"kind": "neuron", "layer": "predictions", "seed": 0, "nb_steps": 128, "image_shape": [256, 256]}
 
 
@@ -177,8 +181,8 @@ def main() -> None:
             way: {key: round(value, 1) for key, value in values.items()} for way, values in opened.items()
         },
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    RESULTS.mkdir(exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
 
 

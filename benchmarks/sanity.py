@@ -6,7 +6,7 @@ threshold above what the natural crops give), so on photos it behaves like the c
 967 ("espresso") is left clean. maco and fourier render both for each seed; path_similarity
 compares each image with the 16 natural crops that drive its unit most, at 6 layers.
 
-Run: python benchmarks/sanity.py   (results: benchmarks/results/sanity.json, docs/images/sanity.png)
+Run: python -m benchmarks.sanity   (results: benchmarks/results/sanity.json, docs/images/sanity.png)
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,7 +29,8 @@ import tensorflow as tf  # noqa: E402
 from xplique_maco import Neuron, fourier, maco, zoo  # noqa: E402
 from xplique_maco.metrics import offline_photos, path_similarity, random_crops  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from ._shared.results import DOC_IMAGES, RESULTS  # noqa: E402
+
 CLEAN, PLANTED = 967, 281
 GAIN, THRESHOLD, SOFTNESS = 2000.0, 0.0053, 0.0013
 
@@ -102,7 +102,7 @@ def main() -> None:
                     }
                 )
     seconds = time.perf_counter() - start
-    out = ROOT / "benchmarks" / "results" / "sanity.json"
+    out = RESULTS / "sanity.json"
     record = {
         "steps": args.steps,
         "size": args.size,
@@ -152,7 +152,7 @@ def picture(runs: dict, pool: np.ndarray, seed: int) -> None:
     curve.set_yscale("symlog", linthresh=5)
     curve.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    figure.savefig(ROOT / "docs" / "images" / "sanity.png", dpi=90)
+    figure.savefig(DOC_IMAGES / "sanity.png", dpi=90)
 
 
 if __name__ == "__main__":

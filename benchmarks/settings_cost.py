@@ -2,7 +2,7 @@
 glances), measured side by side in one process, alternating, on EfficientNet-Lite0: the "per
 second" half of "transferability per second". Quality comes from tune.py; this gives the cost.
 
-Run: python benchmarks/settings_cost.py [--settings "256 px, 8 crops" "256 px, 8 crops, no glances"]
+Run: python -m benchmarks.settings_cost [--settings "256 px, 8 crops" "256 px, 8 crops, no glances"]
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from compare import load, per_step  # noqa: E402  (same folder)
-
 from xplique_maco import Neuron, maco  # noqa: E402
+
+from ._shared.models import load  # noqa: E402
+from ._shared.timing import per_step  # noqa: E402
 
 SETTINGS = {
     "256 px, 8 crops": dict(image_shape=(256, 256), nb_crops=8),

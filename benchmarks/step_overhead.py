@@ -1,6 +1,6 @@
 """Seconds per MACO step against the bare forward + backward of the same model on the same crop batch.
 
-Run: python benchmarks/step_overhead.py --model resnet50v2 --image-size 512 --crops 32
+Run: python -m benchmarks.step_overhead --model resnet50v2 --image-size 512 --crops 32
 
 Both are measured side by side in one process, alternating, so machine noise hits both alike.
 A MACO step's time is taken as (time of `maco(nb_steps=1 + n)` - time of `maco(nb_steps=1)`) / n,
@@ -22,27 +22,13 @@ import tensorflow as tf  # noqa: E402
 
 from xplique_maco import Neuron, maco  # noqa: E402
 
+from ._shared.timing import bare_pass  # noqa: E402
+
 MODELS = {
     "resnet50v2": keras.applications.ResNet50V2,
     "mobilenetv2": keras.applications.MobileNetV2,
     "efficientnetb0": keras.applications.EfficientNetB0,
 }
-
-
-def bare_pass(model: keras.Model, crops: int, size: int, jit_compile: bool = False):
-    """Compiled forward + backward (gradient with respect to the input) on a crop batch; with
-    `jit_compile`, compiled by XLA."""
-    batch = tf.random.uniform((crops, size, size, 3))
-
-    @tf.function(jit_compile=jit_compile)
-    def step(inputs):
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            value = tf.reduce_sum(model(inputs, training=False)[:, 1])
-        return tape.gradient(value, inputs)
-
-    step(batch)  # trace
-    return lambda: step(batch).numpy()
 
 
 def main() -> None:

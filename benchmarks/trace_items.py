@@ -7,7 +7,7 @@ Each size is timed in a fresh process (a clean trace cache): the first call of 1
 (trace, compile, run), then a second call of 1 step (run only); their difference is the
 tracing and compiling.
 
-Run: python benchmarks/trace_items.py [--items 10 1000]
+Run: python -m benchmarks.trace_items [--items 10 1000]
 """
 
 from __future__ import annotations

@@ -1,38 +1,36 @@
 """Choosing maco's defaults by measurement: one setting per run, scored like compare.py's quality.
 
-Each run renders the first --classes of compare.CLASSES for --seeds seeds on the source model
+Each run renders the first --classes of the benchmark classes for --seeds seeds on the source model
 (equal compute: --steps, --crops, --size), judges them on the other model, and appends one
 JSON line (settings, scores, seconds) to benchmarks/results/tuning.jsonl, so runs accumulate.
 
-    python benchmarks/tune.py --source efficientnet_lite0 --set crop_size=0.5,1.0 --set noise=0.1
-    python benchmarks/tune.py --table      # the accumulated runs, best judge top-5 first
+    python -m benchmarks.tune --source efficientnet_lite0 --set crop_size=0.5,1.0 --set noise=0.1
+    python -m benchmarks.tune --table      # the accumulated runs, best judge top-5 first
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from compare import CLASSES, JUDGES, RESULTS, load, photo_statistics, score  # noqa: E402
 
 from xplique_maco import Neuron, Spectrum, maco, natural_spectrum  # noqa: E402
 from xplique_maco.metrics import target_confidence  # noqa: E402
 
-LOG = RESULTS / "tuning.jsonl"
-TUNED_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(maco).parameters.items()
-    if name in ("crop_size", "wrap_crops", "antialias", "noise", "learning_rate", "optimizer", "glance")
-}
+from ._shared.internals import MACO  # noqa: E402
+from ._shared.models import CLASSES, JUDGES, load  # noqa: E402
+from ._shared.report import tuning_table  # noqa: E402
+from ._shared.results import RESULTS, TUNING_LOG  # noqa: E402
+from ._shared.scoring import photo_statistics, score  # noqa: E402
+
+# The settings tuning chooses, recorded at maco's defaults unless a run sets them.
+TUNED = ("crop_size", "wrap_crops", "antialias", "noise", "optimizer", "learning_rate", "glance")
+TUNED_DEFAULTS = {name: getattr(MACO, name) for name in TUNED}
 
 
 def parse_setting(text: str) -> tuple[str, object]:
@@ -92,32 +90,6 @@ def run(args) -> dict:
     }
 
 
-def table() -> str:
-    rows = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda row: (row["source"], -row["judge_top5"], -row.get("judge_confidence", 0)))
-    lines = [
-        "| source | steps x crops, size | other settings | images | source top-1 | judge top-1 | judge top-5 "
-        "| low-pass top-5 | judge p | HF median | HF in range | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        settings = row["settings"]
-        budget = f"{settings['nb_steps']} x {settings['nb_crops']}, {settings['image_shape'][0]}"
-        other = ", ".join(
-            f"{name}={value}"
-            for name, value in settings.items()
-            if name not in ("nb_steps", "nb_crops", "image_shape", "verbose", "optimizer")
-        )
-        judge_p = f"{row['judge_confidence']:.2f}" if "judge_confidence" in row else "-"
-        low_pass = f"{row['lowpass_top5']:.0%}" if "lowpass_top5" in row else "-"
-        lines.append(
-            f"| {row['source']} | {budget} | {other} | {row['classes'] * row['seeds']} | {row['source_top1']:.0%} "
-            f"| {row['judge_top1']:.0%} | {row['judge_top5']:.0%} | {low_pass} | {judge_p} | {row['hf_share_median']:.3f} "
-            f"| {row['hf_in_photo_range']:.0%} | {row['seconds']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,11 +105,11 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the accumulated runs and stop")
     args = parser.parse_args()
     if args.table:
-        print(table())
+        print(tuning_table())
         return
     row = run(args)
     RESULTS.mkdir(exist_ok=True)
-    with LOG.open("a") as log:
+    with TUNING_LOG.open("a") as log:
         log.write(json.dumps(row) + "\n")
     print(json.dumps(row))
 

@@ -6,7 +6,7 @@ inside the image (what `wrap_crops=None` picks for them), and scores the whole i
 the model's input: in standard deviations of the same objective on 64 random starting images.
 Also prints the share of the transparency in the central third of the image (uniform: 1/9).
 
-    python benchmarks/wrap_layouts.py            # 4 model seeds x 2 render seeds, about 4 minutes
+    python -m benchmarks.wrap_layouts            # 4 model seeds x 2 render seeds, about 4 minutes
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Does XLA make the model pass cheaper? The bare forward + backward of a crop batch compiled as a
 graph and by XLA (`jit_compile=True`), timed side by side, in milliseconds per crop.
 
-Run: python benchmarks/xla_pass.py --model efficientnet_lite0 --crops 16
+Run: python -m benchmarks.xla_pass --model efficientnet_lite0 --crops 16
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from compare import load, per_step  # noqa: E402  (same folder)
-from step_overhead import bare_pass  # noqa: E402
+from ._shared.models import load  # noqa: E402
+from ._shared.timing import bare_pass, per_step  # noqa: E402
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""What several benchmarks use (models, rendering, scoring, timing, result paths); imports no script."""
