@@ -17,7 +17,7 @@ import numpy as np
 import skimage.data
 from sklearn.datasets import load_sample_images
 
-from xplique_maco._spectrum import compute_spectrum
+from xplique_maco import compute_spectrum
 
 SIZE = 256
 OUTPUT = Path(__file__).resolve().parents[1] / "xplique_maco" / "data" / "natural_spectrum.npz"

@@ -116,7 +116,7 @@ def execute(notebook: nbformat.NotebookNode, fast: bool, folder: str | None = No
         ).execute()  # raises CellExecutionError on the first failing cell
     _drop_native_logs(notebook)
     seconds = time.perf_counter() - start
-    # tests/test_tutorials.py checks that committed outputs come from a full run.
+    # tests/integration/test_tutorials.py checks that committed outputs come from a full run.
     notebook.metadata[RUN_KEY] = {"mode": "fast" if fast else "full", "seconds": round(seconds)}
     return seconds
 
