@@ -3,6 +3,7 @@
 Fixtures built from these live in conftest.py; test modules import the plain functions from here.
 """
 
+import inspect
 import json
 import re
 import subprocess
@@ -236,3 +237,29 @@ def page_data(folder) -> dict:
     html = (folder / "index.html").read_text(encoding="utf-8")
     match = re.search(r'<script type="application/json" id="atlas-data">(.*?)</script>', html, re.S)
     return json.loads(match[1])
+
+
+# ---- the extension points ----
+
+
+def assert_implements(implementation, protocol) -> None:
+    """`implementation` (a class, or a class used as a value) defines every member of `protocol`
+    itself or through its bases, and each method takes the protocol's parameters by the same names."""
+    members = [name for name in vars(protocol) if not name.startswith("_")]
+    members += list(getattr(protocol, "__annotations__", {}))
+    for name in members:
+        assert hasattr(implementation, name), (
+            f"{implementation.__name__} lacks {name!r} of {protocol.__name__}"
+        )
+        wanted = vars(protocol).get(name)
+        if callable(wanted) or isinstance(wanted, (staticmethod, classmethod)):
+            function = wanted.__func__ if isinstance(wanted, (staticmethod, classmethod)) else wanted
+            expected = [p for p in inspect.signature(function).parameters if p not in ("self", "cls")]
+            got = [
+                p
+                for p in inspect.signature(getattr(implementation, name)).parameters
+                if p not in ("self", "cls")
+            ]
+            assert got == expected, (
+                f"{implementation.__name__}.{name}{got} is not {protocol.__name__}.{name}{expected}"
+            )

@@ -1,12 +1,26 @@
-"""The kinds of objectives: what Neuron, Channel, Layer, Direction, Inversion and Custom compute and check."""
+"""The kinds of objectives: what Neuron, Channel, Layer, Direction, Inversion and Custom compute and check,
+and that every kind keeps the `Kind` protocol."""
+
+import importlib
+import pkgutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ONE_STEP, RISE, activations, assert_refused, at_input_size, fully_convolutional
+from helpers import (
+    ONE_STEP,
+    RISE,
+    activations,
+    assert_implements,
+    assert_refused,
+    at_input_size,
+    fully_convolutional,
+)
 
 from xplique_maco import Channel, Custom, Direction, History, Inversion, Layer, Neuron, evaluate, maco
+from xplique_maco._objectives import kinds as kinds_package
+from xplique_maco._objectives.objective import Kind, Objective
 from xplique_maco._rendering.step import trace_count
 
 # ---- Neuron, Channel, Layer, Direction ----
@@ -389,3 +403,26 @@ ERRORS = [
 @pytest.mark.parametrize("call, error, message", ERRORS)
 def test_bad_input_gets_a_clear_error_before_any_computation(model, call, error, message):
     assert_refused(lambda: call(model), error, message)
+
+
+def test_every_kind_reduces_its_own_terms_as_the_protocol_says():
+    # Every Objective subclass in _objectives/kinds/ is a kind: it has its own `reduce` (the one
+    # member Objective cannot default) and the members of `Kind` by their protocol's names.
+    kinds = [
+        member
+        for module in pkgutil.iter_modules(kinds_package.__path__)
+        for member in vars(importlib.import_module(f"{kinds_package.__name__}.{module.name}")).values()
+        if isinstance(member, type) and issubclass(member, Objective) and member is not Objective
+    ]
+    assert {kind.__name__ for kind in kinds} >= {
+        "Neuron",
+        "Channel",
+        "Layer",
+        "Direction",
+        "Inversion",
+        "Custom",
+        "Diversity",
+    }
+    for kind in kinds:
+        assert vars(kind).get("reduce") is not None, f"{kind.__name__} does not define reduce"
+        assert_implements(kind, Kind)

@@ -1,12 +1,21 @@
-"""Phase -> image: the imposed magnitude is exactly the image's, values stay in range, Fourier drifts."""
+"""Phase -> image: the imposed magnitude is exactly the image's, values stay in range, Fourier drifts;
+every parametrisation and optimizer keeps its protocol."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import BASELINE, RISE, assert_refused
+from helpers import BASELINE, RISE, assert_implements, assert_refused
 
 from xplique_maco import Channel, Neuron, Spectrum, compute_spectrum, fourier, maco, natural_spectrum
-from xplique_maco._rendering.parametrization import decorrelated_to_image, phase_to_decorrelated
+from xplique_maco._rendering.optimizers import SGD, Adam, Nadam, Optimizer
+from xplique_maco._rendering.parametrization import (
+    FourierBaseline,
+    MagnitudeConstrained,
+    Parametrization,
+    decorrelated_to_image,
+    phase_to_decorrelated,
+)
+from xplique_maco._rendering.photo import PhotoSeeded
 from xplique_maco.metrics import spectrum_statistics
 
 
@@ -75,3 +84,21 @@ ERRORS = [
 @pytest.mark.parametrize("call, error, message", ERRORS)
 def test_bad_input_gets_a_clear_error_before_any_computation(model, call, error, message):
     assert_refused(lambda: call(model), error, message)
+
+
+def test_every_parametrisation_has_the_four_methods_of_the_protocol():
+    for parametrization in (MagnitudeConstrained, FourierBaseline, PhotoSeeded):
+        assert_implements(parametrization, Parametrization)
+
+    class NoImage:  # a newcomer's parametrisation that forgot `to_image`
+        def spectrum(self, magnitude, channels, image_shape): ...
+        def initial(self, spectrum, item_seeds, positions, image_shape): ...
+        def tensors(self, spectrum, positions): ...
+
+    with pytest.raises(AssertionError, match="lacks 'to_image'"):
+        assert_implements(NoImage, Parametrization)
+
+
+def test_every_optimizer_has_the_methods_of_the_protocol():
+    for optimizer in (SGD, Adam, Nadam):
+        assert_implements(optimizer, Optimizer)
