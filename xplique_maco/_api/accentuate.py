@@ -94,23 +94,12 @@ def accentuate(
     closeness = checks.number("closeness", closeness, minimum=0.0)
     input_shape = image_input_shape(objective.model)
     photos = _checked_photos(photos, objective, input_shape, checks.values_range(values_range))
-    given = Given(
-        nb_steps=nb_steps,
-        image_shape=photos.shape[1:3],
-        nb_crops=nb_crops,
-        crop_size=crop_size,
-        wrap_crops=ACCENTUATE.wrap_crops,
-        antialias=antialias,
-        glance=ACCENTUATE.glance,
-        noise=noise,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        values_range=values_range,
-        seed=seed,
-        model_input_size=model_input_size,
-        batch_size=batch_size,
-        crops_per_pass=crops_per_pass,
-    )
+    fixed = {
+        "image_shape": photos.shape[1:3],
+        "wrap_crops": ACCENTUATE.wrap_crops,
+        "glance": ACCENTUATE.glance,
+    }
+    given = Given.of({**locals(), **fixed})
     find_tap(objective.model, layer)  # an unknown layer fails before the reference's forward pass
     size = given.model_input_size or tuple(s or INPUT_SIZE for s in input_shape[1:3])
     # Added even at weight 0: it gives the objective the photos' batch size, and weights 0 and 5

@@ -25,6 +25,7 @@ from .._config.manifest import (
     read_manifest,
     settings_differences,
     shard_lock,
+    unit_entry,
 )
 from .._objectives.kinds.units import Channel, Neuron
 from .._outputs.callbacks import FinalValues
@@ -194,15 +195,9 @@ def render_atlas(
             for row, position in enumerate(chunk):
                 index = indices[position]
                 stem = f"{kind}_{slug(layer_name)}_{index:05d}"
-                entry = {
-                    "objective": f"{kind.capitalize()}({layer_name}, {index})",
-                    "index": index,
-                    "position": position,
-                    "settings": settings,
-                    "seed": seed,
-                    "value": float(final.values[row]),
-                    "files": write_unit(output, stem, images[row], transparencies[row], values_range),
-                }
+                files = write_unit(output, stem, images[row], transparencies[row], values_range)
+                value = float(final.values[row])
+                entry = unit_entry(kind, layer_name, index, position, settings, seed, value, files)
                 append_entry(manifest, entry)
                 entries.append(entry)
             if page:

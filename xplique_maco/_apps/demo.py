@@ -69,6 +69,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def _write_manifest(output: Path, args, indices, classes, images, transparencies, values) -> None:
     """Each class's PNGs, and the manifest of this run (rewritten whole, never appended to)."""
     from .._config.files import atomic_write
+    from .._config.manifest import unit_entry
     from .._outputs.plots import write_unit
 
     settings = {
@@ -86,15 +87,9 @@ def _write_manifest(output: Path, args, indices, classes, images, transparencies
     lines = []
     for position, index in enumerate(indices):
         stem = f"{index:03d}_{slug(classes[index])}"
-        entry = {
-            "objective": f"Neuron(predictions, {index})",
-            "index": index,
-            "position": position,
-            "settings": settings,
-            "seed": args.seed,
-            "value": float(values[position]),
-            "files": write_unit(output, stem, images[position], transparencies[position], (0.0, 1.0)),
-        }
+        files = write_unit(output, stem, images[position], transparencies[position], (0.0, 1.0))
+        value = float(values[position])
+        entry = unit_entry("neuron", "predictions", index, position, settings, args.seed, value, files)
         lines.append(json.dumps(entry) + "\n")
     atomic_write(output / _DEMO_MANIFEST, "".join(lines).encode("utf-8"))
 

@@ -3,48 +3,39 @@ benchmarks read them from here (no TensorFlow, so `xplique-maco --help` answers 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class RenderDefaults:
-    """The defaults of one rendering function's settings (see `maco` for what each means)."""
+    """The defaults of one rendering function's settings (see `maco` for what each means).
 
-    nb_steps: int
-    image_shape: tuple[int, int] | None  # None: the photos' size (accentuation)
-    nb_crops: int
-    crop_size: float | tuple[float, float]
-    wrap_crops: bool | None
-    antialias: bool
-    noise: float
-    optimizer: str
-    learning_rate: float | tuple[float, float]
-    values_range: tuple[float, float]
-    glance: float
+    As written here, MACO's: phases only, many small crops (30 to 100% of the side) that wrap
+    around the periodic image, a quarter of them glances, Nadam from 1 to 0.1 radians on a half
+    cosine. How these were chosen: the documentation's metrics page ("How the defaults were
+    chosen"). The other functions replace some of them.
+    """
+
+    nb_steps: int = 128
+    image_shape: tuple[int, int] | None = (512, 512)  # None: the photos' size (accentuation)
+    nb_crops: int = 8
+    crop_size: float | tuple[float, float] = (0.3, 1.0)
+    wrap_crops: bool | None = None
+    antialias: bool = True
+    noise: float = 0.05
+    optimizer: str = "nadam"
+    learning_rate: float | tuple[float, float] = (1.0, 0.1)
+    values_range: tuple[float, float] = (0.0, 1.0)
+    glance: float = 0.25
 
 
-# MACO: phases only, many small crops (30 to 100% of the side) that wrap around the periodic
-# image, a quarter of them glances, Nadam from 1 to 0.1 radians on a half cosine. How these
-# were chosen: the documentation's metrics page ("How the defaults were chosen").
-MACO = RenderDefaults(
-    nb_steps=128,
-    image_shape=(512, 512),
-    nb_crops=8,
-    crop_size=(0.3, 1.0),
-    wrap_crops=None,
-    antialias=True,
-    noise=0.05,
-    optimizer="nadam",
-    learning_rate=(1.0, 0.1),
-    values_range=(0.0, 1.0),
-    glance=0.25,
-)
+MACO = RenderDefaults()
 
 # The Fourier (Lucid) baseline as Lucid runs it: Adam at 0.05, large crops kept inside the image
 # (its jitter and scaling), no noise, no antialiasing, no glances.
-FOURIER = RenderDefaults(
+FOURIER = replace(
+    MACO,
     nb_steps=256,
-    image_shape=(512, 512),
     nb_crops=32,
     crop_size=(0.85, 1.0),
     wrap_crops=False,
@@ -52,24 +43,20 @@ FOURIER = RenderDefaults(
     noise=0.0,
     optimizer="adam",
     learning_rate=0.05,
-    values_range=(0.0, 1.0),
     glance=0.0,
 )
 
 # Feature accentuation starts from a photo's phase: small steps, crops that cover almost the
 # whole photo (the closeness compares positions one by one), little noise; never wrapped (a
 # photo is not periodic), no glances. The image shape is the photos'.
-ACCENTUATE = RenderDefaults(
+ACCENTUATE = replace(
+    MACO,
     nb_steps=64,
     image_shape=None,
-    nb_crops=8,
     crop_size=(0.9, 1.0),
     wrap_crops=False,
-    antialias=True,
     noise=0.02,
-    optimizer="nadam",
     learning_rate=(0.1, 0.01),
-    values_range=(0.0, 1.0),
     glance=0.0,
 )
 # Weight of the closeness term of `accentuate`.

@@ -31,7 +31,16 @@ try:
 except ImportError:  # POSIX
     msvcrt = None
 
-__all__ = ["MANIFESTS", "Manifest", "manifest_name", "read_manifest", "append_entry", "heal", "shard_lock"]
+__all__ = [
+    "MANIFESTS",
+    "Manifest",
+    "manifest_name",
+    "unit_entry",
+    "read_manifest",
+    "append_entry",
+    "heal",
+    "shard_lock",
+]
 
 MANIFESTS = "manifest*.jsonl"
 _LOCK = re.compile(r"\.manifest(?:\.shard-(\d+)-of-(\d+))?\.jsonl\.lock")
@@ -62,6 +71,21 @@ class Manifest:
     path: Path
     entries: tuple[tuple[int, dict], ...]
     cut: int | None  # the last line, cut by a hard kill (or being written): not an entry
+
+
+def unit_entry(
+    kind: str, layer: str, index: int, position: int, settings: dict, seed: int, value: float, files
+) -> dict:
+    """The manifest line of one rendered unit: what it is, how it was made, its final value and files."""
+    return {
+        "objective": f"{kind.capitalize()}({layer}, {index})",
+        "index": index,
+        "position": position,
+        "settings": settings,
+        "seed": seed,
+        "value": value,
+        "files": files,
+    }
 
 
 def settings_differences(first, second) -> str:
