@@ -10,7 +10,8 @@ from helpers import ATLAS_SETTINGS, page_data, write_atlas
 from PIL import Image
 
 from xplique_maco._apps.loading import zoo_labels as _zoo_labels
-from xplique_maco._outputs.page import MARKER, THUMBNAIL_SIDE, build_page
+from xplique_maco._outputs.page import MARKER, build_page
+from xplique_maco._outputs.thumbnails import THUMBNAIL_SIDE
 from xplique_maco.cli import main
 
 

@@ -11,19 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from .._api.visualize import maco
-from .._config.checks import slug
+from .._config.checks import jsonable, slug
 from .._config.defaults import ATLAS, MACO
 from .._config.files import check_writable
 from .._config.manifest import (
-    MANIFESTS,
     append_entry,
+    finished_indices,
     heal,
     manifest_name,
-    read_manifest,
-    settings_differences,
     shard_lock,
     unit_entry,
 )
@@ -92,28 +89,6 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _finished(output: Path, settings: dict) -> set[int]:
-    """Indices with a whole manifest line (in any manifest of the folder) and their files.
-
-    A cut last line is no entry: its objective is redone.
-    """
-    done: set[int] = set()
-    for path in sorted(output.glob(MANIFESTS)):
-        for number, entry in read_manifest(path).entries:
-            recorded = entry.get("settings")
-            if isinstance(recorded, dict):
-                recorded = {**_UNRECORDED, **recorded}
-            if recorded != settings:
-                raise ValueError(
-                    f"{output} holds results made with other settings ({path.name} line {number} vs "
-                    f"this call: {settings_differences(recorded, settings)}); pass the folder's settings "
-                    "to resume it, or use another output folder to render these ones."
-                )
-            if all((output / name).is_file() for name in entry.get("files", {}).values()):
-                done.add(int(entry["index"]))
-    return done
-
-
 _HOW_NOT_WHAT = ("crops_per_pass",)
 # Always recorded, as its default changed (0 -> 0.25); lines written before say nothing of it.
 _UNRECORDED = {"glance": 0.0}
@@ -178,7 +153,7 @@ def render_atlas(
     entries = []
     with shard_lock(output, shard), _terminate_as_interrupt():
         _heal(manifest)
-        pending = _pending(indices, shard, _finished(output, settings))
+        pending = _pending(indices, shard, finished_indices(output, settings, _UNRECORDED))
         progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
@@ -242,7 +217,7 @@ def _recorded_settings(kind: str, layer_name: str, seed: int, maco_settings: dic
     work is split (`crops_per_pass`)."""
     identity = {key: value for key, value in maco_settings.items() if key not in _HOW_NOT_WHAT}
     identity.setdefault("glance", MACO.glance)  # a default that changed once: always recorded
-    return {"kind": kind, "layer": layer_name, "seed": seed, **_jsonable(identity)}
+    return {"kind": kind, "layer": layer_name, "seed": seed, **jsonable(identity)}
 
 
 def _heal(manifest: Path) -> None:
@@ -254,16 +229,3 @@ def _heal(manifest: Path) -> None:
             f"in {manifest.name}.cut, and its objective is rendered again.",
             stacklevel=3,
         )
-
-
-def _jsonable(settings: dict) -> dict:
-    def convert(value):
-        if isinstance(value, (tuple, list)):
-            return [convert(v) for v in value]
-        if isinstance(value, (np.integer, np.floating)):
-            return value.item()
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            return value
-        return repr(value)
-
-    return {key: convert(value) for key, value in sorted(settings.items())}

@@ -154,3 +154,49 @@ def verbose(value) -> int | str:
 def slug(text: str) -> str:
     """A file-name-safe form of a layer name or class name: 'block_6/expand' -> 'block_6_expand'."""
     return re.sub(r"[^A-Za-z0-9]+", "_", str(text)).strip("_")
+
+
+def shard(value) -> tuple[int, int]:
+    """(I, N) with 0 <= I < N: this job renders items I, I + N, I + 2N, ..."""
+    try:
+        index, count = value
+        valid = is_int(index) and is_int(count) and 0 <= index < count
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"`shard` must be a pair (I, N) of ints with 0 <= I < N, received {value!r}.")
+    return int(index), int(count)
+
+
+def fraction_range(name: str, value) -> tuple[float, float]:
+    """(smallest, largest) fractions with 0 < smallest <= largest <= 1; one fraction for both."""
+    pair = (value, value) if is_number(value) else value
+    try:
+        low, high = pair
+        valid = is_number(low) and is_number(high) and 0.0 < low <= high <= 1.0
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"`{name}` must be a fraction or a pair (smallest, largest) with 0 < smallest <= largest <= 1, "
+            f"received {value!r}."
+        )
+    return float(low), float(high)
+
+
+def jsonable(settings: dict) -> dict:
+    """Settings as JSON values, sorted by name: tuples as lists, NumPy numbers as Python's,
+    anything else as its repr."""
+
+    def convert(value):
+        if isinstance(value, (tuple, list)):
+            return [convert(v) for v in value]
+        if isinstance(value, (str, bool)) or value is None:
+            return value
+        if is_int(value):
+            return int(value)
+        if is_number(value):
+            return float(value)
+        return repr(value)
+
+    return {key: convert(value) for key, value in sorted(settings.items())}

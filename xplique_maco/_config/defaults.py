@@ -88,3 +88,22 @@ class DemoDefaults:
 
 
 DEMO = DemoDefaults()
+
+
+@dataclass(frozen=True)
+class LensDefaults:
+    """The defaults of `lens` and of the command line's `lens`: CRAFT's recipe at a size that
+    renders ten concepts per class in minutes on a CPU."""
+
+    nb_concepts: int = 10
+    crops_per_image: int = 16
+    crop_size: tuple[float, float] = (0.25, 0.5)
+    top_crops: int = 8
+    nb_designs: int = 32
+    classes_per_render: int = 4
+    image_shape: tuple[int, int] = (256, 256)
+    batch_size: int = 32
+    seed: int = 0
+
+
+LENS = LensDefaults()

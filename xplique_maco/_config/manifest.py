@@ -36,6 +36,7 @@ __all__ = [
     "Manifest",
     "manifest_name",
     "unit_entry",
+    "finished_indices",
     "read_manifest",
     "append_entry",
     "heal",
@@ -94,6 +95,31 @@ def settings_differences(first, second) -> str:
         return f"{first!r} vs {second!r}"
     keys = sorted(key for key in {*first, *second} if first.get(key) != second.get(key))
     return ", ".join(f"{key}: {first.get(key)!r} vs {second.get(key)!r}" for key in keys)
+
+
+def finished_indices(folder: Path, settings: dict, unrecorded: dict | None = None) -> set[int]:
+    """The indices with a whole manifest line (in any manifest of the folder) and all their files.
+
+    A cut last line is no entry: its objective is redone. A line made with other `settings`
+    (after filling in `unrecorded`: settings that lines of older versions do not record) is an
+    error naming the settings that differ: a folder holds the results of one set of settings.
+    """
+    folder = Path(folder)
+    done: set[int] = set()
+    for path in sorted(folder.glob(MANIFESTS)):
+        for number, entry in read_manifest(path).entries:
+            recorded = entry.get("settings")
+            if isinstance(recorded, dict):
+                recorded = {**(unrecorded or {}), **recorded}
+            if recorded != settings:
+                raise ValueError(
+                    f"{folder} holds results made with other settings ({path.name} line {number} vs "
+                    f"this call: {settings_differences(recorded, settings)}); pass the folder's settings "
+                    "to resume it, or use another output folder to render these ones."
+                )
+            if all((folder / name).is_file() for name in entry.get("files", {}).values()):
+                done.add(int(entry["index"]))
+    return done
 
 
 def read_manifest(path: Path) -> Manifest:

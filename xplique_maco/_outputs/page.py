@@ -9,8 +9,6 @@ batch of a render costs reading the manifests and writing one HTML file.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -20,18 +18,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from PIL import Image
-
 from .._config.files import atomic_write
 from .._config.manifest import MANIFESTS, read_manifest, settings_differences
+from .thumbnails import THUMBNAILS, page_lock, thumbnail, thumbnail_name
 
 __all__ = ["build_page", "read_labels", "check_page_folder", "PAGE", "THUMBNAILS", "MARKER"]
 
 PAGE = "index.html"
-THUMBNAILS = "thumbnails"
 MARKER = "<!-- xplique-maco atlas page: rebuilt from the manifests by `xplique-maco page`; edits are lost -->"
-THUMBNAIL_SIDE = 160
-_THUMBNAIL_QUALITY = 80
 _STATE = "page.json"  # in THUMBNAILS: the labels given once, kept for later rebuilds
 _FILE_KINDS = ("image", "transparency", "rgba")
 _ACCEPTED_FOLDER = (
@@ -179,48 +173,6 @@ def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict)
     )
 
 
-def _thumbnail(source: str, target: str, kind: str) -> bool:
-    """Writes a small WebP of `source` unless an up-to-date one exists; True if it wrote one."""
-    with contextlib.suppress(FileNotFoundError):
-        if os.stat(target).st_mtime_ns >= os.stat(source).st_mtime_ns:
-            return False
-    try:
-        with Image.open(source) as picture:
-            picture = picture.convert({"image": "RGB", "transparency": "L", "rgba": "RGBA"}[kind])
-    except OSError as error:
-        raise ValueError(f"Cannot read the image {source} for its thumbnail: {error}") from None
-    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    payload = _encode(picture)
-    atomic_write(Path(target), payload)
-    return True
-
-
-def _encode(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="WEBP", quality=_THUMBNAIL_QUALITY, method=4)
-    return buffer.getvalue()
-
-
-def _thumbnail_name(file_name: str) -> str:
-    return f"{THUMBNAILS}/{os.path.splitext(file_name)[0]}.webp"
-
-
-@contextlib.contextmanager
-def _locked(folder: Path):
-    """Shards rendering into one folder rebuild the page one at a time (where the OS has flock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the last writer wins; `xplique-maco page` rebuilds it whole
-        yield
-        return
-    with open(folder / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def build_page(folder, labels=None) -> Path:
     """Writes `index.html` in an atlas folder: every rendered unit, searchable, sortable, with details.
 
@@ -255,7 +207,7 @@ def build_page(folder, labels=None) -> Path:
     check_page_folder(folder)
     thumbnails = folder / THUMBNAILS
     thumbnails.mkdir(exist_ok=True)
-    with _locked(thumbnails):
+    with page_lock(thumbnails):
         state_path = thumbnails / _STATE
         state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
         known = list(labels) if labels is not None else state.get("labels")
@@ -270,7 +222,7 @@ def build_page(folder, labels=None) -> Path:
         for unit in units:
             for kind in _FILE_KINDS:
                 name = unit.files[kind]
-                _thumbnail(os.path.join(root, name), os.path.join(root, _thumbnail_name(name)), kind)
+                thumbnail(os.path.join(root, name), os.path.join(root, thumbnail_name(name)), kind)
         page = folder / PAGE
         atomic_write(page, _html(folder, settings, units, known, lost).encode("utf-8"))
     if lost:
@@ -299,7 +251,7 @@ def _html(folder: Path, settings: dict, units: list[_Unit], labels, lost: list[s
                 "position": unit.position,
                 "manifest": unit.manifest,
                 "files": unit.files,
-                "thumbnails": {kind: _thumbnail_name(name) for kind, name in unit.files.items()},
+                "thumbnails": {kind: thumbnail_name(name) for kind, name in unit.files.items()},
             }
             for unit in units
         ],

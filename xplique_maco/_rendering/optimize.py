@@ -27,6 +27,7 @@ def optimize(
     callbacks: Sequence[Callback] = (),
     items: Sequence[int] | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    streams: np.ndarray | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Renders `objective` with the settings `given`: plans the run, then optimises chunk by chunk.
 
@@ -41,6 +42,8 @@ def optimize(
         callbacks: Told at the start, after the steps they want, and at the end.
         items: Batch positions to render (all by default).
         strategy: Splits each chunk across its replicas; None for the current one.
+        streams: (batch size, 2) int64: the random stream of each batch position, for callers
+            that key images on what they render; None gives position i the stream (seed, i).
 
     Returns:
         `(images, transparencies)` of `items`, in their order.
@@ -58,7 +61,9 @@ def optimize(
         plan=plan,
         parametrization=parametrization,
         source=parametrization.spectrum(source, input_shape[-1], plan.image_shape),
-        item_seeds=item_seeds(given.seed, objective.batch_size),
+        item_seeds=item_seeds(given.seed, objective.batch_size)
+        if streams is None
+        else _checked(streams, objective),
         strategy=strategy or tf.distribute.get_strategy(),
     )
     chunks = _chunks(positions, plan.batch_size)
@@ -88,6 +93,15 @@ def optimize(
     transparencies = results[0][1] if len(results) == 1 else tf.concat([r[1] for r in results], axis=0)
     listeners.end(images, transparencies)
     return images, transparencies
+
+
+def _checked(streams, objective: Objective) -> np.ndarray:
+    streams = np.asarray(streams, np.int64)
+    if streams.shape != (objective.batch_size, 2):
+        raise ValueError(
+            f"`streams` must be ({objective.batch_size}, 2) int64, one per image; received {streams.shape}."
+        )
+    return streams
 
 
 def _chunks(positions: np.ndarray, size: int) -> list[np.ndarray]:
