@@ -11,7 +11,8 @@ refused before it renders anything. After each finished batch the folder's page,
 
 from __future__ import annotations
 
-from ._apps.atlas import parse_indices, parse_shard, render_atlas
+from ._apps.atlas import render_atlas
+from ._config.checks import parse_indices, parse_shard
 from ._outputs.page import build_page
 
 __all__ = ["parse_indices", "parse_shard", "render_atlas", "build_page"]

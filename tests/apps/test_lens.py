@@ -1,6 +1,8 @@
 """The lens on a model with planted concepts: the factorisation finds them, the importance ranks the
 one wired to the logit first, each concept's MACO image drives its own detector; bad input is refused."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -52,7 +54,13 @@ def planted_images(count: int, seed: int) -> np.ndarray:
 def planted():
     model = planted_model()
     images = planted_images(8, seed=0)
-    result = lens(model, (np.concatenate([images, images]), np.repeat([0, 1], 8)), nb_concepts=2, crops_per_image=12, **QUICK)
+    result = lens(
+        model,
+        (np.concatenate([images, images]), np.repeat([0, 1], 8)),
+        nb_concepts=2,
+        crops_per_image=12,
+        **QUICK,
+    )
     return model, images, result
 
 
@@ -183,3 +191,55 @@ def test_a_dataset_of_images_and_labels_gives_the_same_lens_as_arrays():
     from_dataset = lens(model, dataset, **settings)
     assert sorted(c.index for c in from_dataset) == [0, 1]
     np.testing.assert_allclose(from_dataset[1].vectors, from_arrays[1].vectors, rtol=1e-5)
+
+
+# ---- into a folder: resumable and shardable by class ----
+
+FOLDER = dict(
+    nb_concepts=2, crops_per_image=12, verbose=0, nb_steps=2, image_shape=(SIZE, SIZE), nb_designs=8
+)
+
+
+def three_classes():
+    images = planted_images(6, seed=3)
+    return images, np.array([0, 0, 1, 1, 0, 1])
+
+
+def test_a_rerun_skips_finished_classes_and_redoes_a_damaged_one(tmp_path):
+    model, data = planted_model(), three_classes()
+    first = lens(model, data, output=tmp_path, **FOLDER)
+    assert sorted(c.index for c in first) == [0, 1]
+    lines = [line for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    entry = json.loads(lines[0])
+    assert entry["kind"] == "lens" and entry["index"] == 0 and len(entry["concepts"]) == 2
+    assert entry["concepts"][0]["importance"] >= entry["concepts"][1]["importance"]
+    for name in entry["files"].values():
+        assert (tmp_path / name).is_file()
+    np.testing.assert_allclose(np.load(tmp_path / entry["files"]["vectors"]), first[0].vectors)
+    stamps = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.png")}
+    assert len(lens(model, data, output=tmp_path, **FOLDER)) == 0  # everything finished: nothing redone
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.png")} == stamps
+    (tmp_path / entry["files"]["concept_1_rgba"]).unlink()  # as a kill between two files would leave it
+    again = lens(model, data, output=tmp_path, **FOLDER)
+    assert [c.index for c in again] == [0]
+    np.testing.assert_allclose(again[0].vectors, first[0].vectors)
+
+
+def test_shards_are_disjoint_by_class_and_together_complete(tmp_path):
+    model, data = planted_model(), three_classes()
+    parts = [lens(model, data, output=tmp_path, shard=(shard, 2), **FOLDER) for shard in (0, 1)]
+    assert [sorted(c.index for c in part) for part in parts] == [[0], [1]]
+    indices = [
+        json.loads(line)["index"]
+        for shard in (0, 1)
+        for line in (tmp_path / f"manifest.shard-{shard}-of-2.jsonl").read_text().splitlines()
+    ]
+    assert sorted(indices) == [0, 1]
+
+
+def test_a_folder_made_with_other_settings_is_refused_before_anything_renders(tmp_path):
+    model, data = planted_model(), three_classes()
+    lens(model, data, output=tmp_path, classes=[0], **FOLDER)
+    with pytest.raises(ValueError, match="nb_concepts: 2 vs 1"):
+        lens(model, data, output=tmp_path, **{**FOLDER, "nb_concepts": 1})

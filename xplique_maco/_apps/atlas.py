@@ -1,9 +1,8 @@
 """`render_atlas`: one image per unit of a layer into a folder, resumable and shardable (the
-public module `xplique_maco.atlas` says how); and the parsing of the command line's indices and shards."""
+public module `xplique_maco.atlas` says how)."""
 
 from __future__ import annotations
 
-import re
 import signal
 import warnings
 from collections.abc import Sequence
@@ -29,46 +28,9 @@ from .._outputs.callbacks import FinalValues
 from .._outputs.page import build_page, check_page_folder, read_labels
 from .._outputs.plots import write_unit
 
-__all__ = ["parse_indices", "parse_shard", "render_atlas"]
+__all__ = ["render_atlas"]
 
 _KINDS = {"neuron": Neuron, "channel": Channel}
-
-
-def parse_indices(text: str) -> list[int]:
-    """Parses "0:1000", "1,94,130", "0:10:2" or mixes like "0:4,10,20:22" into a list of indices.
-
-    Ranges are half-open like Python slices: "0:4" is 0, 1, 2, 3.
-
-    Example:
-    >>> parse_indices("0:3,10")
-    [0, 1, 2, 10]
-    """
-    indices: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if re.fullmatch(r"\d+", part):
-            indices.append(int(part))
-        elif match := re.fullmatch(r"(\d+):(\d+)(?::(\d+))?", part):
-            start, stop, step = int(match[1]), int(match[2]), int(match[3] or 1)
-            if stop <= start or step < 1:
-                raise ValueError(f"Empty or backward range {part!r} in indices {text!r}.")
-            indices.extend(range(start, stop, step))
-        else:
-            raise ValueError(
-                f"Cannot read indices {text!r}: {part!r} is neither an index nor a range. "
-                "Accepted: '0:1000', '1,94,130', '0:100:2' or a comma-separated mix."
-            )
-    if len(set(indices)) != len(indices):
-        raise ValueError(f"Indices {text!r} list some index twice.")
-    return indices
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """Parses "I/N" (0 <= I < N): this machine renders objectives I, I + N, I + 2N, ..."""
-    match = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
-    if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise ValueError(f"`shard` must be 'I/N' with 0 <= I < N (e.g. '0/4'), received {text!r}.")
-    return int(match[1]), int(match[2])
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""The `xplique-maco` console command: `demo`, `render` and `page`; answers --help without TensorFlow.
+"""The `xplique-maco` console command: `demo`, `render`, `page`, `lens` and `lens-demo`; answers --help
+without TensorFlow.
 
 Its defaults are the library's (`_config.defaults`), read without importing TensorFlow.
 """
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 from .._config.defaults import ATLAS, DEMO, MACO
+from .lens.command import add_lens, add_lens_demo, lens_command, lens_demo_command
 
 _LABELS_HELP = (
     "labels of the units on the page: a text file with one label per line (line 1 labels index 0), "
@@ -57,8 +59,8 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def render_command(args: argparse.Namespace) -> int:
     """Renders one image per index of a layer into a folder, resumably (see xplique_maco.atlas)."""
+    from .._config.checks import parse_indices, parse_shard
     from .._config.manifest import shard_lock
-    from .atlas import parse_indices, parse_shard
 
     indices = parse_indices(args.indices)  # syntax errors before anything heavy
     shard = parse_shard(args.shard)
@@ -261,13 +263,21 @@ def parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_render(commands)
     _add_page(commands)
+    add_lens(commands, _LABELS_HELP)
+    add_lens_demo(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `xplique-maco`."""
     args = parser().parse_args(argv)
-    handlers = {"demo": demo_command, "render": render_command, "page": page_command}
+    handlers = {
+        "demo": demo_command,
+        "render": render_command,
+        "page": page_command,
+        "lens": lens_command,
+        "lens-demo": lens_demo_command,
+    }
     try:
         if args.command == "page" and args.labels != "imagenet":  # no TensorFlow needed
             return page_command(args)

@@ -20,6 +20,13 @@ def offline_photos() -> list[np.ndarray]:
     Example:
     >>> pool = random_crops(offline_photos(), count=256, size=(224, 224), seed=0)
     """
+    return list(named_offline_photos(motorcycle=False).values())
+
+
+def named_offline_photos(motorcycle: bool = True) -> dict[str, np.ndarray]:
+    """The photos that install with scikit-image, scikit-learn and matplotlib, by name, as uint8
+    RGB: those of `offline_photos`, and with `motorcycle` the left view of skimage's
+    stereo_motorcycle."""
     try:
         import matplotlib.cbook
         import matplotlib.pyplot as plt
@@ -27,12 +34,22 @@ def offline_photos() -> list[np.ndarray]:
         from sklearn.datasets import load_sample_images
     except ImportError as error:
         raise ImportError(
-            f"offline_photos needs scikit-image, scikit-learn and matplotlib ({error}); "
+            f"the offline photos need scikit-image, scikit-learn and matplotlib ({error}); "
             "install them with `pip install scikit-image scikit-learn matplotlib`."
         ) from error
-    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), *load_sample_images().images]
-    photos.append(plt.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")))
-    return [np.asarray(photo, np.uint8)[..., :3] for photo in photos]
+    china, flower = load_sample_images().images
+    photos = {
+        "astronaut": data.astronaut(),
+        "chelsea": data.chelsea(),
+        "coffee": data.coffee(),
+        "rocket": data.rocket(),
+        "china": china,
+        "flower": flower,
+        "grace_hopper": plt.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")),
+    }
+    if motorcycle:
+        photos["motorcycle"] = data.stereo_motorcycle()[0]
+    return {name: np.asarray(photo, np.uint8)[..., :3] for name, photo in photos.items()}
 
 
 def _photo_in_unit_range(photo, position: int) -> np.ndarray:

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
 from . import concepts, importance
+
+
+@dataclass
+class Stopwatch:
+    """Seconds spent in each phase of a lens, summed over its classes."""
+
+    seconds: Counter = field(default_factory=Counter)
+
+    @contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -63,17 +81,25 @@ def analyse_class(
     head: keras.Model,
     input_size: tuple[int, int],
     settings: LensSettings,
+    stopwatch: Stopwatch,
 ) -> ClassAnalysis:
     """The concepts of one class in its images (float32 (H, W, C) in the model's value range)."""
     seed = settings.seed + index  # each class its own crops, the same whatever the other classes
-    crops = concepts.random_crops(images, settings.crops_per_image, input_size, settings.crop_size, seed)
-    check_enough(len(crops.pixels), settings.nb_concepts, label)
-    spatial = concepts.activations(extractor, crops.pixels, settings.batch_size)
-    concepts.check_non_negative(spatial, settings.layer)
-    found = concepts.factorise(spatial.mean(axis=(1, 2)), settings.nb_concepts, seed)
-    whole = concepts.activations(extractor, concepts.whole_images(images, input_size), settings.batch_size)
-    per_position = concepts.coefficients_of(whole, found.vectors)
-    indices = importance.total_indices(head, per_position, found.vectors, index, settings.nb_designs, seed)
+    with stopwatch.phase("crops and activations"):
+        crops = concepts.random_crops(images, settings.crops_per_image, input_size, settings.crop_size, seed)
+        check_enough(len(crops.pixels), settings.nb_concepts, label)
+        spatial = concepts.activations(extractor, crops.pixels, settings.batch_size)
+        concepts.check_non_negative(spatial, settings.layer)
+        whole = concepts.activations(
+            extractor, concepts.whole_images(images, input_size), settings.batch_size
+        )
+    with stopwatch.phase("factorisation"):
+        found = concepts.factorise(spatial.mean(axis=(1, 2)), settings.nb_concepts, seed)
+        per_position = concepts.coefficients_of(whole, found.vectors)
+    with stopwatch.phase("importance"):
+        indices = importance.total_indices(
+            head, per_position, found.vectors, index, settings.nb_designs, seed
+        )
     order = np.argsort(-indices, kind="stable")
     top = np.argsort(-found.coefficients, axis=0, kind="stable")[: settings.top_crops].T  # (K, top)
     top = top[order]

@@ -3,6 +3,7 @@ activations per crop, and their non-negative factorisation (scikit-learn's NMF) 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import keras
@@ -63,11 +64,25 @@ def whole_images(images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
 
 def activations(extractor: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     """The extractor's output (N, h, w, C) on model inputs, batch by batch, as float32."""
+    forward = _compiled(extractor)
     parts = [
-        np.asarray(extractor(inputs[start : start + batch_size], training=False), np.float32)
+        forward(tf.constant(inputs[start : start + batch_size])).numpy()
         for start in range(0, len(inputs), batch_size)
     ]
-    return np.concatenate(parts)
+    return np.concatenate(parts).astype(np.float32)
+
+
+_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(extractor: keras.Model):
+    """The extractor's forward pass as a graph, built once per extractor (an eager call of a large
+    model dispatches every layer from Python)."""
+    if extractor not in _FORWARD:
+        _FORWARD[extractor] = tf.function(
+            lambda inputs: extractor(inputs, training=False), reduce_retracing=True
+        )
+    return _FORWARD[extractor]
 
 
 def check_non_negative(values: np.ndarray, layer: str) -> None:

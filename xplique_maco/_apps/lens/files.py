@@ -20,14 +20,13 @@ def class_folder(index: int) -> str:
     return f"{CLASSES}/{index:04d}"
 
 
-def write_class(output: Path, concepts, settings: dict, manifest: Path, position: int, values_range) -> dict:
-    """Writes one class's files (a `ClassConcepts`), then appends its manifest line (returned)."""
-    analysis = concepts
+def write_class(output: Path, analysis, settings: dict, manifest: Path, position: int, values_range) -> dict:
+    """Writes one class's files (`analysis`, a `ClassConcepts`), then appends its manifest line (returned)."""
     folder = class_folder(analysis.index)
     files = {
         kind: f"{folder}/{name}"
         for kind, name in write_unit(
-            output / folder, "class", concepts.image, concepts.transparency, values_range
+            output / folder, "class", analysis.image, analysis.transparency, values_range
         ).items()
     }
     files["vectors"] = f"{folder}/concepts.npy"
@@ -37,8 +36,8 @@ def write_class(output: Path, concepts, settings: dict, manifest: Path, position
         images = write_unit(
             output / folder,
             f"concept_{rank}",
-            concepts.images[rank],
-            concepts.transparencies[rank],
+            analysis.images[rank],
+            analysis.transparencies[rank],
             values_range,
         )
         crops = [
@@ -53,7 +52,7 @@ def write_class(output: Path, concepts, settings: dict, manifest: Path, position
                 "rank": rank,
                 "importance": float(analysis.importance[rank]),
                 "share": float(analysis.share[rank]),
-                "value": float(concepts.values[rank]),
+                "value": float(analysis.values[rank]),
                 "files": concept_files,
                 "crops": crops,
                 "crop_scores": [float(score) for score in analysis.crop_scores[rank]],
@@ -68,7 +67,7 @@ def write_class(output: Path, concepts, settings: dict, manifest: Path, position
         "seed": settings["seed"],
         "images": analysis.nb_images,
         "crops": analysis.nb_crops,
-        "value": float(concepts.value),
+        "value": float(analysis.value),
         "files": files,
         "concepts": concepts,
     }

@@ -25,7 +25,7 @@ from ..._rendering.optimize import optimize
 from ..._rendering.parametrization import MagnitudeConstrained
 from ..._rendering.plan import make_plan
 from . import images as sources_of
-from .analysis import ClassAnalysis, LensSettings, analyse_class, check_enough
+from .analysis import ClassAnalysis, LensSettings, Stopwatch, analyse_class, check_enough
 from .files import write_class
 from .page import build_lens_page, check_lens_folder
 
@@ -74,12 +74,15 @@ class ClassConcepts:
 
 @dataclass(frozen=True)
 class Lens:
-    """The classes a call of `lens` analysed, by class index (`lens[281]`), and where they were found."""
+    """The classes a call of `lens` analysed, by class index (`lens[281]`), where they were found,
+    what reading the images met (`summary`) and the seconds each phase took (`seconds`: reading the
+    images, crops and activations, factorisation, importance, rendering, writing)."""
 
     layer: str
     classes: dict[int, ClassConcepts]
     summary: sources_of.Summary
     output: Path | None
+    seconds: dict[str, float]
 
     def __getitem__(self, index: int) -> ClassConcepts:
         return self.classes[index]
@@ -278,13 +281,14 @@ class _Run:
         self.channels, self.settings, self.given, self.strategy = channels, settings, given, strategy
         self.input_size = tuple(size or 224 for size in image_input_shape(model)[1:3])
         self.summary = sources_of.Summary()
+        self.stopwatch = Stopwatch()
 
     def all(self, sources, per_render: int, verbose: int) -> Lens:
         found = {}
         for batch in _batches(sources, per_render, verbose):
             for concepts in self._concepts(batch):
                 found[concepts.index] = concepts
-        return Lens(self.settings.layer, found, self.summary, None)
+        return Lens(self.settings.layer, found, self.summary, None, dict(self.stopwatch.seconds))
 
     def into(
         self, output: Path, sources, shard, per_render: int, verbose: int, page: bool, recorded: dict
@@ -301,31 +305,32 @@ class _Run:
             pending = [source for source in sources if source.index not in done]
             for batch in _batches(pending, checks.positive_int("classes_per_render", per_render), verbose):
                 for concepts in self._concepts(batch):
-                    position = positions[concepts.index]
-                    write_class(output, concepts, recorded, manifest, position, self.given.values_range)
+                    with self.stopwatch.phase("writing"):
+                        write_class(
+                            output,
+                            concepts,
+                            recorded,
+                            manifest,
+                            positions[concepts.index],
+                            self.given.values_range,
+                        )
                     found[concepts.index] = concepts
                 if page:
-                    build_lens_page(output)
+                    with self.stopwatch.phase("writing"):
+                        build_lens_page(output)
             if page and not pending:
                 build_lens_page(output)
-        return Lens(self.settings.layer, found, self.summary, output)
+        return Lens(self.settings.layer, found, self.summary, output, dict(self.stopwatch.seconds))
 
     def _concepts(self, batch) -> list[ClassConcepts]:
         analyses = []
         for source in batch:
-            images = source.load(self.channels, self.given.values_range, self.summary)
-            analyses.append(
-                analyse_class(
-                    source.index,
-                    source.label,
-                    images,
-                    self.extractor,
-                    self.head,
-                    self.input_size,
-                    self.settings,
-                )
-            )
-        return self._rendered(analyses)
+            with self.stopwatch.phase("reading the images"):
+                images = source.load(self.channels, self.given.values_range, self.summary)
+            parts = (self.extractor, self.head, self.input_size, self.settings, self.stopwatch)
+            analyses.append(analyse_class(source.index, source.label, images, *parts))
+        with self.stopwatch.phase("rendering"):
+            return self._rendered(analyses)
 
     def _rendered(self, analyses: list[ClassAnalysis]) -> list[ClassConcepts]:
         """The MACO images of every concept and class of `analyses`, in two batched runs."""
