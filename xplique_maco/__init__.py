@@ -18,6 +18,7 @@ _PUBLIC = {
     "_api.visualize": ("maco", "fourier"),
     "_api.accentuate": ("accentuate",),
     "_api.evaluate": ("evaluate",),
+    "_apps.lens.run": ("lens", "Lens", "ClassConcepts"),
     "_objectives.objective": ("Objective",),
     "_objectives.kinds.units": ("Neuron", "Channel", "Layer"),
     "_objectives.kinds.direction": ("Direction",),
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do 
     from ._api.accentuate import accentuate
     from ._api.evaluate import evaluate
     from ._api.visualize import fourier, maco
+    from ._apps.lens.run import ClassConcepts, Lens, lens
     from ._objectives.kinds.custom import Custom
     from ._objectives.kinds.direction import Direction
     from ._objectives.kinds.diversity import Diversity

@@ -115,3 +115,18 @@ def test_without_labels_folders_must_be_class_indices():
     assert class_index("2", None, 3) == 2
     with pytest.raises(ValueError, match="name the folders by class index"):
         class_index("tabby", None, 3)
+
+
+def test_folders_in_class_order_are_numbered_as_keras_numbers_them(tmp_path):
+    for name in ("n02", "n01", "n03"):  # WordNet ids: sorted, they are classes 0, 1, 2
+        write(tmp_path / name / "a.png")
+    classes = folder_classes(tmp_path, LABELS, 3, in_class_order=True)
+    assert [(c.index, c.label, c.files[0].parent.name) for c in classes] == [
+        (0, "goldfish", "n01"),
+        (1, "tabby", "n02"),
+        (2, "espresso", "n03"),
+    ]
+    with pytest.raises(ValueError, match="`folders_in_class_order`"):
+        folder_classes(tmp_path, LABELS, 3)
+    with pytest.raises(ValueError, match="3 class folders for a model of 4 classes"):
+        folder_classes(tmp_path, LABELS, 4, in_class_order=True)

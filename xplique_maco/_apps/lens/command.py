@@ -28,6 +28,11 @@ def add_lens(commands, labels_help: str) -> None:
         "--layer", help="the layer the concepts live in (default: the last spatial layer before the pooling)"
     )
     _add_lens_settings(parser)
+    parser.add_argument(
+        "--folders-in-class-order",
+        action="store_true",
+        help="the class folders sorted by name are classes 0, 1, 2, ... (ImageNet's WordNet-id folders)",
+    )
     parser.add_argument("--classes", help="only these class indices, e.g. 0:100 or 281,285 (default: all)")
     parser.add_argument(
         "--shard", default="0/1", help="I/N: analyse classes I, I+N, ... of those selected (job arrays)"
@@ -111,7 +116,16 @@ def lens_command(args: argparse.Namespace) -> int:
             if args.layer is None
             else (int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer)
         )
-        return _run(model, args.images, args, labels=labels, layer=layer, classes=classes, shard=shard)
+        return _run(
+            model,
+            args.images,
+            args,
+            labels=labels,
+            layer=layer,
+            classes=classes,
+            shard=shard,
+            folders_in_class_order=args.folders_in_class_order,
+        )
 
 
 def lens_demo_command(args: argparse.Namespace) -> int:

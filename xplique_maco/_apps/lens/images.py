@@ -114,17 +114,27 @@ def class_index(name: str, labels: Sequence[str] | None, count: int) -> int:
     if labels is None:
         raise ValueError(
             f"Class folder {name!r} is neither a class index nor a label: the model has no label list "
-            "(pass `labels`, one per output), so name the folders by class index (0, 1, ...)."
+            "(pass `labels`, one per output), so name the folders by class index (0, 1, ...), or say "
+            "that the folders sorted by name are in the model's class order (`folders_in_class_order`)."
         )
     close = difflib.get_close_matches(name, list(labels), n=3)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
-        f"Class {name!r} is not a label of the model.{hint} Use a label of its label list or a class index."
+        f"Class {name!r} is not a label of the model.{hint} Name class folders by a label of its label "
+        "list or a class index, or say that the folders sorted by name are in the model's class order "
+        "(`folders_in_class_order`, as for ImageNet's WordNet-id folders)."
     )
 
 
-def folder_classes(root, labels: Sequence[str] | None, count: int) -> list[ClassSource]:
-    """The classes of a folder `root/<class>/<images>`, in the order of their class indices."""
+def folder_classes(
+    root, labels: Sequence[str] | None, count: int, in_class_order: bool = False
+) -> list[ClassSource]:
+    """The classes of a folder `root/<class>/<images>`, in the order of their class indices.
+
+    With `in_class_order`, the folders sorted by name are classes 0, 1, 2, ... whatever their
+    names (as `image_dataset_from_directory` numbers them: ImageNet's WordNet-id folders sort in
+    its class order); there must be as many folders as classes.
+    """
     root = Path(root)
     if not root.is_dir():
         raise ValueError(
@@ -133,14 +143,19 @@ def folder_classes(root, labels: Sequence[str] | None, count: int) -> list[Class
     folders = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
     if not folders:
         raise ValueError(f"{root} holds no class folder: put each class's images in root/<class>/.")
+    if in_class_order and len(folders) != count:
+        raise ValueError(
+            f"{root} holds {len(folders)} class folders for a model of {count} classes: in class order, "
+            "folder i (sorted by name) is class i, so there must be one folder per class."
+        )
     classes, ignored = [], []
-    for folder in folders:
+    for position, folder in enumerate(folders):
         files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
         images = tuple(path for path in files if path.suffix.lower() in IMAGE_SUFFIXES)
         ignored += [str(path) for path in files if path.suffix.lower() not in IMAGE_SUFFIXES]
         if not images:
             raise ValueError(f"Class folder {folder} holds no image ({', '.join(IMAGE_SUFFIXES)}).")
-        index = class_index(folder.name, labels, count)
+        index = position if in_class_order else class_index(folder.name, labels, count)
         classes.append(ClassSource(index, _label(index, labels, folder.name), files=images))
     _check_distinct(classes)
     if ignored:

@@ -100,6 +100,7 @@ def lens(
     layer: LayerLike | None = None,
     nb_concepts: int = LENS.nb_concepts,
     labels: Sequence[str] | None = None,
+    folders_in_class_order: bool = False,
     output=None,
     classes: Sequence[int] | None = None,
     shard: tuple[int, int] = (0, 1),
@@ -136,6 +137,9 @@ def lens(
             last spatial layer before the pooling (the layer CRAFT and the MACO paper use).
         nb_concepts: Concepts per class (K).
         labels: The model's label list (label i for class i), for folder names and the page.
+        folders_in_class_order: The class folders, sorted by name, are classes 0, 1, 2, ...
+            whatever their names (Keras's numbering; ImageNet's WordNet-id folders sort in its
+            class order).
         output: A folder to write the lens into (images, crops, a manifest line per class and
             the page `index.html`), resumable: a rerun skips the classes it holds. None keeps
             everything in memory only.
@@ -175,7 +179,9 @@ def lens(
         1,
         strategy,
     )
-    selected = _selected(_sources(images, labels, count), classes, checks.shard(shard))
+    selected = _selected(
+        _sources(images, labels, count, folders_in_class_order), classes, checks.shard(shard)
+    )
     for source in selected:
         check_enough(source.count * settings.crops_per_image, settings.nb_concepts, source.label)
     run = _Run(model, tap, head, extractor, channels, settings, given, strategy)
@@ -234,11 +240,13 @@ def _given(maco_settings: dict, seed: int) -> Given:
     return Given.of({**defaults, **arguments, **maco_settings, "seed": seed})
 
 
-def _sources(images, labels, count: int) -> list[sources_of.ClassSource]:
+def _sources(images, labels, count: int, in_class_order: bool) -> list[sources_of.ClassSource]:
     if labels is not None:
         labels = [str(label) for label in labels]
     if isinstance(images, (str, Path)):
-        return sources_of.folder_classes(images, labels, count)
+        return sources_of.folder_classes(
+            images, labels, count, checks.boolean("folders_in_class_order", in_class_order)
+        )
     if hasattr(images, "as_numpy_iterator"):
         return sources_of.dataset_classes(images, labels, count)
     if isinstance(images, (tuple, list)) and len(images) == 2:
