@@ -18,7 +18,8 @@ _PUBLIC = {
     "_api.visualize": ("maco", "fourier"),
     "_api.accentuate": ("accentuate",),
     "_api.evaluate": ("evaluate",),
-    "_apps.lens.run": ("lens", "Lens", "ClassConcepts"),
+    "_apps.lens.run": ("lens",),
+    "_apps.lens.results": ("Lens", "ClassConcepts"),
     "_objectives.objective": ("Objective",),
     "_objectives.kinds.units": ("Neuron", "Channel", "Layer"),
     "_objectives.kinds.direction": ("Direction",),
@@ -63,7 +64,8 @@ if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do 
     from ._api.accentuate import accentuate
     from ._api.evaluate import evaluate
     from ._api.visualize import fourier, maco
-    from ._apps.lens.run import ClassConcepts, Lens, lens
+    from ._apps.lens.results import ClassConcepts, Lens
+    from ._apps.lens.run import lens
     from ._objectives.kinds.custom import Custom
     from ._objectives.kinds.direction import Direction
     from ._objectives.kinds.diversity import Diversity

@@ -11,9 +11,13 @@ import warnings
 import numpy as np
 import pytest
 from helpers import SMALL_RENDER, assert_refused, hold_lock, manifest_entries, page_data, read_png
+from PIL import Image
 
+from xplique_maco import Channel, Neuron, evaluate
+from xplique_maco._api.evaluate import every_value
 from xplique_maco._apps import atlas as atlas_app
 from xplique_maco._apps import loading
+from xplique_maco._apps.examples import top_examples
 from xplique_maco._config.manifest import MANIFESTS
 from xplique_maco.atlas import parse_indices, parse_shard, render_atlas
 from xplique_maco.cli import main
@@ -248,3 +252,31 @@ def test_render_leaves_a_page_it_did_not_write_alone(model_file, tmp_path, capsy
         main(args + SMALL_RENDER + ["--labels", str(labels)]) == 0
     )  # all finished: the page is still written
     assert [unit["label"] for unit in page_data(tmp_path)["units"]] == ["a", "b"]
+
+
+def test_dataset_examples_are_the_crops_of_the_users_images_that_drive_each_unit_most(model, tmp_path):
+    photos = tmp_path / "photos" / "some class"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for number in range(3):
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(photos / f"{number}.png")
+    output = tmp_path / "atlas"
+    entries = render_atlas(
+        model, "logits", [1, 4], output, images=tmp_path / "photos", nb_examples=3, verbose=0, **TINY
+    )
+    for entry in entries:
+        assert len(entry["examples"]) == 3 and all((output / name).is_file() for name in entry["examples"])
+        assert entry["example_values"] == sorted(entry["example_values"], reverse=True)
+        assert entry["settings"]["nb_examples"] == 3
+    units = page_data(output)["units"]
+    assert [unit["examples"] for unit in units] == [entry["examples"] for entry in entries]
+
+
+def test_the_best_examples_are_those_of_the_highest_values(model):
+    pool = np.random.default_rng(1).uniform(size=(7, 32, 32, 3)).astype("float32")
+    objective = Neuron(model, "logits", [2, 5]) + 0.5 * Channel(model, "conv2", [1, 3])
+    best, values = top_examples(objective, pool, 2)
+    each = np.stack([evaluate(objective, np.repeat(crop[None], 2, axis=0)) for crop in pool])  # (7, 2)
+    np.testing.assert_allclose(every_value(objective, pool, batch_size=3), each, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(best, np.argsort(-each, axis=0)[:2].T)
+    np.testing.assert_allclose(values, np.sort(each, axis=0)[::-1][:2].T, rtol=1e-5, atol=1e-6)

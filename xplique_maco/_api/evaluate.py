@@ -38,3 +38,37 @@ def evaluate(objective: Objective, inputs) -> np.ndarray:
     arguments = tf.nest.map_structure(tf.convert_to_tensor, objective.arguments())
     values = term_values(objective.signature, activations, arguments, batch_size)
     return tf.reduce_mean(values, axis=1).numpy()
+
+
+# Floats of tiled activations per call of the objective's reduction: bounds the memory of `every_value`.
+_TILED_FLOATS = 1 << 25
+
+
+def every_value(objective: Objective, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Every item's value on every input: (n inputs, N items), without crops or noise.
+
+    Each batch of inputs goes through the feature model once; each item's reduction then reads
+    the batch's activations (tiled for a chunk of items at a time, so the memory stays bounded).
+    """
+    objective = objective_from(objective)
+    extractor = feature_model(objective.model, objective.taps)
+    items = objective.batch_size
+    rows = []
+    for start in range(0, len(inputs), batch_size):
+        batch = tf.convert_to_tensor(inputs[start : start + batch_size], tf.float32)
+        outputs = extractor(batch, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        size = sum(int(np.prod(output.shape)) for output in outputs)
+        chunk = max(1, min(items, _TILED_FLOATS // max(size, 1)))
+        columns = []
+        for first in range(0, items, chunk):
+            picked = np.arange(first, min(first + chunk, items))
+            # Item i reads every input of the batch: rows i * B .. i * B + B - 1 of the tiled outputs.
+            tiled = {
+                key: tf.tile(output, [len(picked)] + [1] * (output.shape.rank - 1))
+                for key, output in zip(objective.layer_names, outputs, strict=True)
+            }
+            arguments = tf.nest.map_structure(tf.convert_to_tensor, objective.arguments(picked))
+            columns.append(term_values(objective.signature, tiled, arguments, len(picked)).numpy().T)
+        rows.append(np.concatenate(columns, axis=1))
+    return np.concatenate(rows)

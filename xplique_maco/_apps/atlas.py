@@ -7,13 +7,15 @@ import signal
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from .._api.visualize import maco
+from .._config import checks
 from .._config.checks import jsonable, slug
-from .._config.defaults import ATLAS, MACO
+from .._config.defaults import ATLAS, INPUT_SIZE, MACO
 from .._config.files import check_writable
 from .._config.manifest import (
     append_entry,
@@ -24,9 +26,11 @@ from .._config.manifest import (
     unit_entry,
 )
 from .._objectives.kinds.units import Channel, Neuron
+from .._objectives.taps import image_input_shape
 from .._outputs.callbacks import FinalValues
 from .._outputs.page import build_page, check_page_folder, read_labels
 from .._outputs.plots import write_unit
+from .examples import example_pool, top_examples, write_examples
 
 __all__ = ["render_atlas"]
 
@@ -69,6 +73,8 @@ def render_atlas(
     strategy=None,
     page: bool = True,
     labels=None,
+    images=None,
+    nb_examples: int = ATLAS.nb_examples,
     **maco_settings,
 ) -> list[dict]:
     """Renders one image per index of a layer into `output`, resumably; returns the new manifest entries.
@@ -97,6 +103,11 @@ def render_atlas(
             after each finished batch, or once if nothing is left to render.
         labels: Labels of the units on the page: a sequence of strings (label i for index i)
             or a text file of one label per line; None keeps those given before (or none).
+        images: Your images, for dataset examples: a folder (read recursively) or an array
+            (N, H, W, C) in `values_range`. Each unit then also gets the `nb_examples` random
+            crops of them that drive it most (`examples/<stem>_<j>.jpg`), shown in the page's
+            detail view beside the unit's image. None: no examples.
+        nb_examples: Dataset examples per unit.
         **maco_settings: `nb_steps`, `image_shape`, `nb_crops`, `values_range`, ... for `maco`.
 
     Raises:
@@ -109,18 +120,22 @@ def render_atlas(
     """
     objective, indices, output, labels = _checked(model, layer, indices, output, kind, labels, page)
     layer_name = objective.layer_names[0]
-    settings = _recorded_settings(kind, layer_name, seed, maco_settings)
-    manifest = output / manifest_name(shard)
+    settings = _recorded_settings(
+        kind, layer_name, seed, {**maco_settings, **_examples_setting(images, nb_examples)}
+    )
     values_range = maco_settings.get("values_range", MACO.values_range)
+    job = _Job(output, output / manifest_name(shard), kind, layer_name, indices, settings, seed, values_range)
     entries = []
     with shard_lock(output, shard), _terminate_as_interrupt():
-        _heal(manifest)
+        _heal(job.manifest)
         pending = _pending(indices, shard, finished_indices(output, settings, _UNRECORDED))
+        if pending and images is not None:
+            job.examples = _examples(objective, images, nb_examples, values_range, seed, maco_settings)
         progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
             final = FinalValues()
-            images, transparencies = maco(
+            rendered = maco(
                 objective,
                 items=chunk,
                 seed=seed,
@@ -129,14 +144,7 @@ def render_atlas(
                 strategy=strategy,
                 **maco_settings,
             )
-            for row, position in enumerate(chunk):
-                index = indices[position]
-                stem = f"{kind}_{slug(layer_name)}_{index:05d}"
-                files = write_unit(output, stem, images[row], transparencies[row], values_range)
-                value = float(final.values[row])
-                entry = unit_entry(kind, layer_name, index, position, settings, seed, value, files)
-                append_entry(manifest, entry)
-                entries.append(entry)
+            entries += job.write(chunk, *rendered, final.values)
             if page:
                 build_page(output, labels)
             if progress is not None:
@@ -144,6 +152,56 @@ def render_atlas(
         if page and not pending:
             build_page(output, labels)
     return entries
+
+
+@dataclass
+class _Job:
+    """What every unit of one call of `render_atlas` is written with."""
+
+    output: Path
+    manifest: Path
+    kind: str
+    layer: str
+    indices: list[int]
+    settings: dict
+    seed: int
+    values_range: tuple[float, float]
+    examples: tuple | None = None  # (crops, best crops of each item, their values)
+
+    def write(self, chunk: list[int], images, transparencies, values) -> list[dict]:
+        """Each unit's files, then its manifest line (returned)."""
+        entries = []
+        for row, position in enumerate(chunk):
+            index = self.indices[position]
+            stem = f"{self.kind}_{slug(self.layer)}_{index:05d}"
+            files = write_unit(self.output, stem, images[row], transparencies[row], self.values_range)
+            value = float(values[row])
+            entry = unit_entry(self.kind, self.layer, index, position, self.settings, self.seed, value, files)
+            if self.examples is not None:
+                pool, best, scores = self.examples
+                entry["examples"] = write_examples(self.output, stem, pool[best[position]], self.values_range)
+                entry["example_values"] = [float(score) for score in scores[position]]
+            append_entry(self.manifest, entry)
+            entries.append(entry)
+        return entries
+
+
+def _examples_setting(images, nb_examples) -> dict:
+    """What the manifest records of the dataset examples: their number, when there are some."""
+    return {} if images is None else {"nb_examples": checks.positive_int("nb_examples", nb_examples)}
+
+
+def _examples(objective, images, nb_examples: int, values_range, seed: int, maco_settings: dict) -> tuple:
+    """The example pool of `images` and each item's best crops in it."""
+    input_shape = image_input_shape(objective.model)
+    size = maco_settings.get("model_input_size") or tuple(side or INPUT_SIZE for side in input_shape[1:3])
+    pool, summary = example_pool(
+        images, input_shape[-1], tuple(size), values_range, ATLAS.examples_per_image, seed
+    )
+    for path, reason in summary.skipped:
+        warnings.warn(f"Skipped {path} for the dataset examples: {reason}.", stacklevel=4)
+    best, values = top_examples(objective, pool, nb_examples)
+    return pool, best, values
 
 
 def _checked(model, layer, indices, output, kind: str, labels, page: bool):

@@ -115,6 +115,8 @@ def _render_atlas(args: argparse.Namespace, indices: list[int], shard: tuple[int
             strategy=strategy,
             page=not args.no_page,
             labels=labels,
+            images=args.images,
+            nb_examples=args.examples,
             **settings,
         )
     except KeyboardInterrupt:
@@ -199,6 +201,17 @@ def _add_render(commands) -> None:
     )
     parser.add_argument(
         "--labels", help=_LABELS_HELP + " (default: ImageNet names for a zoo classifier's output layer)"
+    )
+    parser.add_argument(
+        "--images",
+        help="a folder of your images (subfolders included): each unit also gets the crops of them "
+        "that drive it most, shown beside its image on the page",
+    )
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=ATLAS.nb_examples,
+        help=f"dataset examples per unit, with --images (default {ATLAS.nb_examples})",
     )
     parser.add_argument(
         "--no-page",

@@ -73,6 +73,8 @@ class AtlasDefaults:
     kind: str = "neuron"
     batch_size: int = 8
     seed: int = 0
+    nb_examples: int = 6  # dataset examples per unit, from the user's images
+    examples_per_image: int = 8  # random crops of each image to find them in
 
 
 ATLAS = AtlasDefaults()

@@ -44,6 +44,8 @@ class _Unit:
     position: int | None
     files: dict
     manifest: str
+    examples: tuple[str, ...] = ()
+    example_values: tuple[float, ...] = ()
 
 
 def read_labels(labels, folder: Path | None = None) -> tuple[str, ...] | None:
@@ -143,6 +145,15 @@ def _unit(entry, manifest: Path, number: int) -> _Unit:
                 f"{where} names the file {name!r}, which is not in the folder. Accepted: plain names "
                 "of files next to the manifest."
             )
+    examples = entry.get("examples", [])
+    if not isinstance(examples, list) or not all(inside_folder(name) for name in examples):
+        raise ValueError(f"{where} names dataset examples that are not files of the folder: {examples!r}.")
+    scores = entry.get("example_values", [])
+    scores = (
+        [float(score) for score in scores]
+        if isinstance(scores, list) and len(scores) == len(examples)
+        else []
+    )
     value = entry.get("value")
     finite = isinstance(value, (int, float)) and math.isfinite(value)
     return _Unit(
@@ -152,6 +163,8 @@ def _unit(entry, manifest: Path, number: int) -> _Unit:
         position=entry.get("position"),
         files={kind: files[kind] for kind in _FILE_KINDS},
         manifest=manifest.name,
+        examples=tuple(examples),
+        example_values=tuple(scores),
     )
 
 
@@ -163,6 +176,14 @@ def _plain_name(name) -> bool:
         and os.path.basename(name) == name
         and "\\" not in name
     )
+
+
+def inside_folder(name) -> bool:
+    """A relative file name that stays inside the folder (no `..`, no absolute path)."""
+    if not isinstance(name, str) or not name or "\\" in name or name.startswith("/"):
+        return False
+    parts = name.split("/")
+    return all(part not in ("", ".", "..") for part in parts)
 
 
 def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict) -> str:
@@ -252,6 +273,8 @@ def _html(folder: Path, settings: dict, units: list[_Unit], labels, lost: list[s
                 "manifest": unit.manifest,
                 "files": unit.files,
                 "thumbnails": {kind: thumbnail_name(name) for kind, name in unit.files.items()},
+                "examples": list(unit.examples),
+                "example_values": list(unit.example_values),
             }
             for unit in units
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,21 @@ def write_unit(folder: Path, stem: str, image, transparency, values_range) -> di
     save_image(folder / files["transparency"], transparency_to_alpha(transparency)[..., None])
     save_rgba(folder / files["rgba"], image, transparency, values_range)
     return files
+
+
+def save_jpeg(path, image, values_range=(0.0, 1.0), side: int = 128) -> Path:
+    """Saves one image (H, W, C) as a JPEG no larger than `side` pixels (a crop shown as a
+    thumbnail); returns the path."""
+    from PIL import Image
+
+    pixels = to_uint8(image, values_range)
+    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels[..., :3])
+    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=88)
+    path = Path(path)
+    atomic_write(path, buffer.getvalue())
+    return path
 
 
 def _stretch(pixels: np.ndarray, contrast) -> np.ndarray:

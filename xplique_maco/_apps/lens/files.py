@@ -10,7 +10,7 @@ import numpy as np
 
 from ..._config.files import atomic_write
 from ..._config.manifest import append_entry
-from ..._outputs.plots import to_uint8, write_unit
+from ..._outputs.plots import save_jpeg, write_unit
 
 CLASSES = "classes"
 CROP_SIDE = 128  # the top crops are kept this small: the page shows them as thumbnails
@@ -41,7 +41,7 @@ def write_class(output: Path, analysis, settings: dict, manifest: Path, position
             values_range,
         )
         crops = [
-            _write_crop(output, f"{folder}/crops/{rank}_{number}.jpg", crop, values_range)
+            _crop(output, f"{folder}/crops/{rank}_{number}.jpg", crop, values_range)
             for number, crop in enumerate(analysis.crops[rank])
         ]
         concept_files = {kind: f"{folder}/{name}" for kind, name in images.items()}
@@ -75,15 +75,8 @@ def write_class(output: Path, analysis, settings: dict, manifest: Path, position
     return entry
 
 
-def _write_crop(output: Path, name: str, crop: np.ndarray, values_range) -> str:
-    from PIL import Image
-
-    pixels = to_uint8(crop, values_range)
-    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels[..., :3])
-    picture.thumbnail((CROP_SIDE, CROP_SIDE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=88)
-    atomic_write(output / name, buffer.getvalue())
+def _crop(output: Path, name: str, crop: np.ndarray, values_range) -> str:
+    save_jpeg(output / name, crop, values_range, CROP_SIDE)
     return name
 
 

@@ -3,14 +3,15 @@ memory or as a folder with a browsable page that a rerun resumes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from ..._config import checks
+from ..._config import image_folders as sources_of
 from ..._config.defaults import LENS, MACO
 from ..._config.files import check_writable
 from ..._config.manifest import finished_indices, heal, manifest_name, shard_lock
@@ -24,74 +25,16 @@ from ..._outputs.callbacks import FinalValues
 from ..._rendering.optimize import optimize
 from ..._rendering.parametrization import MagnitudeConstrained
 from ..._rendering.plan import make_plan
-from . import images as sources_of
 from .analysis import ClassAnalysis, LensSettings, Stopwatch, analyse_class, check_enough
 from .files import write_class
 from .page import build_lens_page, check_lens_folder
+from .results import ClassConcepts, Lens
 
 # Each image's random stream is keyed on what it shows, so a class renders the same images in any
 # batch of classes, shard or resumed run: class c's own image uses (seed, c * _STREAMS), its
 # concept of rank r (seed, c * _STREAMS + 1 + r).
 _STREAMS = 1024
 _MACO_NAMES = {field.name for field in fields(Given)} - {"seed"}
-
-
-@dataclass(frozen=True)
-class ClassConcepts:
-    """A class's concepts, most important first, with their MACO images.
-
-    Attributes:
-        index, label: The class (its index in the model's output) and its label.
-        vectors: (K, C) the concepts: directions in the layer's channels.
-        importance: (K,) each concept's Sobol total index on the class logit.
-        share: (K,) its share of the concepts' total importance.
-        crops: (K, top, h, w, C) the crops of the class's images that hold each concept most.
-        images, transparencies: (K, H, W, C) and (K, H, W, 1): each concept rendered by MACO
-            along its direction (`Direction`), with its transparency.
-        image, transparency: The class logit rendered by MACO.
-        values: (K,) each concept's objective (its `Direction`) at the last step.
-        value: The class logit at the last step of its rendering.
-        crop_scores: (K, top) how much of the concept each of its top crops holds.
-        nb_images, nb_crops: The images read and the crops the concepts were found in.
-    """
-
-    index: int
-    label: str
-    vectors: np.ndarray
-    importance: np.ndarray
-    share: np.ndarray
-    crops: np.ndarray
-    images: np.ndarray
-    transparencies: np.ndarray
-    image: np.ndarray
-    transparency: np.ndarray
-    values: np.ndarray
-    value: float
-    crop_scores: np.ndarray
-    nb_images: int
-    nb_crops: int
-
-
-@dataclass(frozen=True)
-class Lens:
-    """The classes a call of `lens` analysed, by class index (`lens[281]`), where they were found,
-    what reading the images met (`summary`) and the seconds each phase took (`seconds`: reading the
-    images, crops and activations, factorisation, importance, rendering, writing)."""
-
-    layer: str
-    classes: dict[int, ClassConcepts]
-    summary: sources_of.Summary
-    output: Path | None
-    seconds: dict[str, float]
-
-    def __getitem__(self, index: int) -> ClassConcepts:
-        return self.classes[index]
-
-    def __iter__(self) -> Iterator[ClassConcepts]:
-        return iter(self.classes.values())
-
-    def __len__(self) -> int:
-        return len(self.classes)
 
 
 def lens(

@@ -1,4 +1,4 @@
-"""A lens's images: class folders named by index or label, messy files converted, skipped or refused."""
+"""Users' image folders: class folders named by index or label, messy files converted, skipped or refused."""
 
 import warnings
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xplique_maco._apps.lens.images import Summary, class_index, folder_classes
+from xplique_maco._config.image_folders import Summary, class_index, folder_classes
 
 LABELS = ["goldfish", "tabby", "espresso"]
 

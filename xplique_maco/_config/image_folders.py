@@ -1,5 +1,6 @@
-"""A lens's images, grouped by class: a folder `root/<class>/*.jpg|png` (as Keras's
-`image_dataset_from_directory` reads it), arrays with labels, or a `tf.data.Dataset` of (image, label).
+"""Users' images, read as Keras reads them: a folder `root/<class>/*.jpg|png` grouped by class (as
+`image_dataset_from_directory` reads it), arrays with labels, a `tf.data.Dataset` of (image, label),
+or every image below a folder. No TensorFlow here: a dataset is only iterated.
 
 A class folder is named by a class index of the model or by a label of its label list. Files are
 read when their class is processed, so a 1,000-class folder never sits in memory at once. Real
@@ -216,3 +217,22 @@ def _check_distinct(classes: list[ClassSource]) -> None:
                 f"Two class folders mean class {source.index}: {seen[source.index]!r} and {source.label!r}."
             )
         seen[source.index] = source.label
+
+
+def image_files(root) -> list[Path]:
+    """Every image file below `root` (its subfolders included), sorted; the files that are not images
+    are skipped with a warning naming them."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"No folder {str(root)!r}. Accepted: a folder of images (subfolders included).")
+    files = sorted(path for path in root.rglob("*") if path.is_file() and not path.name.startswith("."))
+    images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES]
+    ignored = [str(path) for path in files if path.suffix.lower() not in IMAGE_SUFFIXES]
+    if ignored:
+        shown = ", ".join(ignored[:5]) + (f", ... ({len(ignored)} in all)" if len(ignored) > 5 else "")
+        warnings.warn(
+            f"Skipped files that are not images ({', '.join(IMAGE_SUFFIXES)}): {shown}.", stacklevel=3
+        )
+    if not images:
+        raise ValueError(f"{root} holds no image ({', '.join(IMAGE_SUFFIXES)}).")
+    return images
