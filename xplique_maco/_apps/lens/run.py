@@ -109,6 +109,7 @@ def lens(
     >>> result = lens(zoo.efficientnet_lite0(), "photos/", labels=zoo.imagenet_classes(), output="lens/")
     >>> result[281].importance
     """
+    _require_scikit_learn()
     tap, head, extractor, channels, count = _model_parts(model, layer)
     settings = _settings(
         tap.key, nb_concepts, crops_per_image, crop_size, top_crops, nb_designs, analysis_batch_size, seed
@@ -133,6 +134,17 @@ def lens(
     return run.into(
         Path(output), selected, shard, classes_per_render, verbose, page, _recorded(settings, maco_settings)
     )
+
+
+def _require_scikit_learn() -> None:
+    try:
+        import scipy.stats  # noqa: F401
+        import sklearn.decomposition  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"The lens needs scikit-learn (its NMF finds the concepts) and scipy ({error}): "
+            "pip install 'xplique-maco[lens]'."
+        ) from None
 
 
 def _model_parts(model: keras.Model, layer) -> tuple:
