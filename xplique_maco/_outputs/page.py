@@ -6,7 +6,8 @@ refuses to replace an `index.html` it did not write (the first line carries `MAR
 Thumbnails are made once per file (again only when the PNG is newer), so a rebuild after each
 batch of a render costs reading the manifests and writing one HTML file. The lens page
 (`_apps/lens/page.py`) shares its reading of manifests, its folder check and its filling of a
-template (`read_finished`, `check_own_page`, `page_html`).
+template, and the labels it keeps (`read_finished`, `check_own_page`, `page_html`,
+`kept_labels`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "check_own_page",
     "read_finished",
     "page_html",
+    "kept_labels",
     "PAGE",
     "THUMBNAILS",
     "MARKER",
@@ -253,16 +255,7 @@ def build_page(folder, labels=None) -> Path:
     thumbnails = folder / THUMBNAILS
     thumbnails.mkdir(exist_ok=True)
     with page_lock(thumbnails):
-        state_path = thumbnails / _STATE
-        state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
-        known = list(labels) if labels is not None else state.get("labels")
-        if known is not None and units and units[-1].index >= len(known):
-            raise ValueError(
-                f"{len(known)} labels for unit indices up to {units[-1].index}: the labels need one line "
-                f"per index (line i + 1 labels index i), so at least {units[-1].index + 1} lines."
-            )
-        if labels is not None or not state_path.is_file():  # page.json also marks the folder as ours
-            atomic_write(state_path, json.dumps({**state, "labels": known}).encode("utf-8"))
+        known = kept_labels(thumbnails / _STATE, labels, units[-1].index if units else -1, "unit")
         root = str(folder)  # plain strings: thousands of paths per rebuild
         for unit in units:
             for kind in _FILE_KINDS:
@@ -302,6 +295,26 @@ def _html(folder: Path, settings: dict, units: list[_Unit], labels, lost: list[s
         ],
     }
     return page_html("page.html", MARKER, title, data)
+
+
+def kept_labels(state_path: Path, labels, last_index: int, what: str) -> list[str] | None:
+    """The labels a page shows: those given now, kept in its state file for later rebuilds, or
+    those kept by an earlier build (None: none ever given). The state file, written on the first
+    build, also marks the thumbnails folder as the page's own.
+
+    Raises:
+        ValueError: The labels do not reach `last_index`, the highest index shown (a `what` index).
+    """
+    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+    known = list(labels) if labels is not None else state.get("labels")
+    if known is not None and last_index >= len(known):
+        raise ValueError(
+            f"{len(known)} labels for {what} indices up to {last_index}: the labels need one line "
+            f"per index (line i + 1 labels index i), so at least {last_index + 1} lines."
+        )
+    if labels is not None or not state_path.is_file():
+        atomic_write(state_path, json.dumps({**state, "labels": known}).encode("utf-8"))
+    return known
 
 
 def page_html(template: str, marker: str, title: str, data: dict) -> str:
