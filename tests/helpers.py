@@ -3,11 +3,16 @@
 Fixtures built from these live in conftest.py; test modules import the plain functions from here.
 """
 
+import contextlib
+import functools
+import http.server
 import inspect
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -336,6 +341,64 @@ def write_lens(
             manifest.write(json.dumps(entry) + "\n")
         entries.append(entry)
     return entries
+
+
+# ---- pages in a real browser (tests marked `browser`) ----
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium (the system's, at $CHROMIUM or /usr/bin/chromium) driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def served(folder: Path):
+    """`folder` served over HTTP on a free local port, as `python -m http.server` would: yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def watch(tab) -> list[str]:
+    """The problems a tab meets, as they come: console errors and warnings, uncaught errors,
+    failed requests and HTTP errors."""
+    problems = []
+    tab.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    # An image request cancelled because the view moved on (net::ERR_ABORTED) is not an error.
+    tab.on(
+        "requestfailed",
+        lambda failed: (
+            "ERR_ABORTED" not in (failed.failure or "")
+            and problems.append(f"request failed: {failed.url} {failed.failure}")
+        ),
+    )
+    tab.on(
+        "response",
+        lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"),
+    )
+    return problems
 
 
 # ---- the extension points ----
