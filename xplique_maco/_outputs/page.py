@@ -145,7 +145,7 @@ def read_finished(folder: Path, accepted: str, parse) -> tuple[dict, list, list[
     settings, first = None, ""
     latest: dict[int, object] = {}
     missing: dict[int, list[str]] = {}
-    root = str(folder)  # plain strings: thousands of paths per rebuild
+    exists = _Listing(str(folder))
     for manifest in manifests:
         # A cut last line is no unit: the render redoes it (and reads never change a manifest).
         for number, entry in read_manifest(manifest).entries:
@@ -155,7 +155,7 @@ def read_finished(folder: Path, accepted: str, parse) -> tuple[dict, list, list[
                 settings, first = entry["settings"], where
             elif entry["settings"] != settings:
                 raise ValueError(_two_runs(folder, first, settings, where, entry["settings"]))
-            absent = [name for name in item.files.values() if not os.path.isfile(os.path.join(root, name))]
+            absent = [name for name in item.files.values() if not exists(name)]
             if absent:
                 missing[item.index] = absent
             else:  # a later line for the same index (a redone objective) replaces an earlier one
@@ -165,6 +165,27 @@ def read_finished(folder: Path, accepted: str, parse) -> tuple[dict, list, list[
         raise ValueError(f"The manifests of {folder} hold no complete line. Accepted: {accepted}.")
     lost = [name for index in sorted(missing) if index not in latest for name in missing[index]]
     return settings, [latest[index] for index in sorted(latest)], lost
+
+
+class _Listing:
+    """Whether a folder holds a file (a name relative to it, with / between folders), from one
+    listing of each folder asked about: a rebuild asks about thousands of files in a few folders."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.files: dict[str, set[str]] = {}
+
+    def __call__(self, name: str) -> bool:
+        folder, _, base = name.rpartition("/")
+        files = self.files.get(folder)
+        if files is None:
+            try:
+                with os.scandir(os.path.join(self.root, folder)) as entries:
+                    files = {entry.name for entry in entries if entry.is_file()}
+            except OSError:  # no such folder (or not one): none of its files is there
+                files = set()
+            self.files[folder] = files
+        return base in files
 
 
 def _unit(entry, manifest: Path, number: int) -> _Unit:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-import posixpath
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,9 @@ MARKER = (
 _STATE = "lens.json"  # in THUMBNAILS: the labels given once; it also marks the folder as the lens page's
 _SIMILAR = "similar.npz"  # in THUMBNAILS: the similar concepts of the last build
 _KINDS = ("image", "transparency", "rgba")
+# What takes a path out of the folder or makes it a URL: an empty, "." or ".." part (a leading "/"
+# is an empty first part), a backslash or a colon.
+_OUTSIDE = re.compile(r"(^|/)\.{0,2}(/|$)|[\\:]")
 _ACCEPTED_FOLDER = (
     "a folder written by `lens(..., output=...)`, which holds manifest.jsonl or one "
     "manifest.shard-I-of-N.jsonl per shard next to its classes/ folder"
@@ -207,9 +210,7 @@ def _finite(value) -> float | None:
 
 def _inside(name) -> bool:
     """A path relative to the folder that stays inside it (and cannot be read as a URL)."""
-    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or ":" in name:
-        return False
-    return all(part not in ("", ".", "..") for part in name.split("/"))
+    return isinstance(name, str) and _OUTSIDE.search(name) is None
 
 
 def _similar(folder: Path, path: Path, classes: list[_Class]) -> Similar:
@@ -317,9 +318,8 @@ def _data(title: str, settings, classes: list[_Class], labels, similar: Similar,
 
 def _common_folder(names) -> str:
     """The deepest folder that holds all these files ("" for the page's own folder)."""
-    names = list(names)
-    common = posixpath.commonpath(names)
-    return posixpath.dirname(common) if common in names else common
+    prefix = os.path.commonprefix(list(names))
+    return prefix[: max(prefix.rfind("/"), 0)]
 
 
 def _short(value: float | None) -> float | None:
