@@ -108,7 +108,8 @@ def build_lens_page(folder, labels=None) -> Path:
             written by the lens page.
 
     Example:
-    >>> build_lens_page("lens/", labels=zoo.imagenet_classes())  # then open lens/index.html
+    >>> from xplique_maco.zoo import imagenet_classes
+    >>> build_lens_page("lens/", labels=imagenet_classes())  # then open lens/index.html
     """
     folder = Path(folder)
     labels = read_labels(labels)
@@ -128,9 +129,9 @@ def build_lens_page(folder, labels=None) -> Path:
         page = folder / PAGE
         atomic_write(page, page_html("lens.html", MARKER, title, data).encode("utf-8"))
     if lost:
-        shown = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
+        named = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
         warnings.warn(
-            f"Classes left off the lens page of {folder}: their files are missing ({shown}). Rerun `lens` "
+            f"Classes left off the lens page of {folder}: their files are missing ({named}). Rerun `lens` "
             "with the same folder to redo them.",
             stacklevel=2,
         )
