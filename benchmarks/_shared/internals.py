@@ -4,11 +4,11 @@ them, this file is the one edit. Every other library name the benchmarks use is 
 # maco's defaults, written once in the library (tune.py records them, "ours_glance" renders with them).
 from xplique_maco._config.defaults import MACO
 
-# How many times the step has been traced (callback_overhead.py: callbacks must not retrace).
-from xplique_maco._rendering.step import trace_count
-
 # The memory rule that sizes chunks and model passes (memory_rule.py figures it on this machine).
 from xplique_maco._rendering.memory import MEMORY_FRACTION, crop_cost, fitting, item_cost
 from xplique_maco._rendering.memory import _probe as memory_probe
+
+# How many times the step has been traced (callback_overhead.py: callbacks must not retrace).
+from xplique_maco._rendering.step import trace_count
 
 __all__ = ["MACO", "MEMORY_FRACTION", "crop_cost", "fitting", "item_cost", "memory_probe", "trace_count"]
