@@ -48,10 +48,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from xplique_maco._apps.lens.page import build_lens_page  # noqa: E402
-from xplique_maco._apps.lens.similar import similar_concepts  # noqa: E402
 from xplique_maco.atlas import build_page  # noqa: E402
 
+from ._shared.internals import build_lens_page, similar_concepts  # noqa: E402
 from ._shared.results import RESULTS  # noqa: E402
 
 REPORT = RESULTS / "page_load.json"
