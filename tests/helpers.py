@@ -3,11 +3,16 @@
 Fixtures built from these live in conftest.py; test modules import the plain functions from here.
 """
 
+import contextlib
+import functools
+import http.server
 import inspect
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -211,12 +216,7 @@ def write_atlas(
             "transparency": f"{stem}_transparency.png",
             "rgba": f"{stem}_rgba.png",
         }
-        colour = np.array([(37 * index) % 256, (91 * index) % 256, (151 * index) % 256], np.uint8)
-        pixels = np.broadcast_to(colour, (size, size, 3))
-        ramp = np.tile(np.linspace(0, 255, size).astype(np.uint8), (size, 1))
-        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / files["image"])
-        Image.fromarray(ramp).save(folder / files["transparency"])
-        Image.fromarray(np.dstack([pixels, ramp])).save(folder / files["rgba"])
+        write_pngs(folder, files, _colour(index), size)
         entry = {
             "objective": f"Neuron(logits, {index})",
             "index": index,
@@ -233,10 +233,172 @@ def write_atlas(
     return entries
 
 
-def page_data(folder) -> dict:
+def _colour(number: int) -> np.ndarray:
+    return np.array([(37 * number) % 256, (91 * number) % 256, (151 * number) % 256], np.uint8)
+
+
+def write_pngs(folder: Path, files: dict, colour, size: int) -> None:
+    """An image of one flat colour, its transparency (a gray ramp, left to right) and the two as RGBA."""
+    pixels = np.ascontiguousarray(np.broadcast_to(np.asarray(colour, np.uint8), (size, size, 3)))
+    ramp = np.tile(np.linspace(0, 255, size).astype(np.uint8), (size, 1))
+    for kind, picture in (("image", pixels), ("transparency", ramp), ("rgba", np.dstack([pixels, ramp]))):
+        path = folder / files[kind]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(path)
+
+
+def page_data(folder, name: str = "atlas-data") -> dict:
     html = (folder / "index.html").read_text(encoding="utf-8")
-    match = re.search(r'<script type="application/json" id="atlas-data">(.*?)</script>', html, re.S)
+    match = re.search(rf'<script type="application/json" id="{name}">(.*?)</script>', html, re.S)
     return json.loads(match[1])
+
+
+# ---- lens folders without analysis or rendering ----
+
+LENS_SETTINGS = {
+    "kind": "lens",
+    "layer": "block4",
+    "nb_concepts": 3,
+    "top_crops": 2,
+    "seed": 0,
+    "nb_steps": 3,
+}
+LENS_CHANNELS = 8
+
+
+def write_lens(
+    folder: Path,
+    indices,
+    shards: int = 1,
+    nb_concepts: int = 3,
+    top_crops: int = 2,
+    size: int = 24,
+    vectors: dict | None = None,
+    settings: dict | None = None,
+) -> list[dict]:
+    """A folder as `lens(..., output=folder)` leaves it, without analysis or rendering: per class its
+    three PNGs, three per concept, JPEG crops, the concept vectors and a manifest line
+    (`_apps/lens/files.py:write_class`'s schema), spread over `shards` manifests.
+
+    Class i is labelled "class i"; its images are flat colours that depend on i (its concept
+    r's on i and r); its concept vectors (K, LENS_CHANNELS) are random and non-negative, seeded by
+    i, unless `vectors` gives them ({index: (K, C)}); its importances fall with rank.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for position, index in enumerate(indices):
+        inner = f"classes/{index:04d}"
+        stems = {"image": "", "transparency": "_transparency", "rgba": "_rgba"}
+        files = {kind: f"{inner}/class{suffix}.png" for kind, suffix in stems.items()}
+        write_pngs(folder, files, _colour(index), size)
+        rng = np.random.default_rng(index)
+        concept_vectors = rng.uniform(0, 1, (nb_concepts, LENS_CHANNELS)).astype(np.float32)
+        if vectors is not None and index in vectors:
+            concept_vectors = np.asarray(vectors[index], np.float32)
+        files["vectors"] = f"{inner}/concepts.npy"
+        np.save(folder / files["vectors"], concept_vectors, allow_pickle=False)
+        importance = np.array([0.5 / (rank + 1) for rank in range(nb_concepts)])
+        concepts = []
+        for rank in range(nb_concepts):
+            concept_files = {kind: f"{inner}/concept_{rank}{suffix}.png" for kind, suffix in stems.items()}
+            write_pngs(folder, concept_files, _colour(100 * index + 7 * rank + 1), size)
+            crops = []
+            for number in range(top_crops):
+                crop = f"{inner}/crops/{rank}_{number}.jpg"
+                (folder / crop).parent.mkdir(parents=True, exist_ok=True)
+                colour = tuple(int(value) for value in _colour(index + 3 * rank + 11 * number + 5))
+                Image.new("RGB", (16, 16), colour).save(folder / crop, quality=88)
+                crops.append(crop)
+            files.update({f"concept_{rank}_{kind}": name for kind, name in concept_files.items()})
+            files.update({f"concept_{rank}_crop_{number}": name for number, name in enumerate(crops)})
+            concepts.append(
+                {
+                    "rank": rank,
+                    "importance": float(importance[rank]),
+                    "share": float(importance[rank] / importance.sum()),
+                    "value": 1.0 + rank,
+                    "files": concept_files,
+                    "crops": crops,
+                    "crop_scores": [1.0 / (number + 1) for number in range(top_crops)],
+                }
+            )
+        entry = {
+            "kind": "lens",
+            "index": index,
+            "label": f"class {index}",
+            "position": position,
+            "settings": settings or LENS_SETTINGS,
+            "seed": 0,
+            "images": 5,
+            "crops": 80,
+            "value": index / 10,
+            "files": files,
+            "concepts": concepts,
+        }
+        name = "manifest.jsonl" if shards == 1 else f"manifest.shard-{position % shards}-of-{shards}.jsonl"
+        with open(folder / name, "a", encoding="utf-8") as manifest:
+            manifest.write(json.dumps(entry) + "\n")
+        entries.append(entry)
+    return entries
+
+
+# ---- pages in a real browser (tests marked `browser`) ----
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium (the system's, at $CHROMIUM or /usr/bin/chromium) driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def served(folder: Path):
+    """`folder` served over HTTP on a free local port, as `python -m http.server` would: yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def watch(tab) -> list[str]:
+    """The problems a tab meets, as they come: console errors and warnings, uncaught errors,
+    failed requests and HTTP errors."""
+    problems = []
+    tab.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    # An image request cancelled because the view moved on (net::ERR_ABORTED) is not an error.
+    tab.on(
+        "requestfailed",
+        lambda failed: (
+            "ERR_ABORTED" not in (failed.failure or "")
+            and problems.append(f"request failed: {failed.url} {failed.failure}")
+        ),
+    )
+    tab.on(
+        "response",
+        lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"),
+    )
+    return problems
 
 
 # ---- the extension points ----

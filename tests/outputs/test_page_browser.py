@@ -4,23 +4,18 @@ Left out of the default run (`pytest -m browser` runs it): it needs Chromium, at
 $CHROMIUM or /usr/bin/chromium (Debian's `chromium` package), and the `playwright` package.
 """
 
-import functools
-import http.server
 import io
-import os
 import re
-import threading
 
 import numpy as np
 import pytest
-from helpers import write_atlas
+from helpers import chromium, served, watch, write_atlas
 from PIL import Image
 
 from xplique_maco._outputs.page import build_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 INDICES = [0, 1, 2, 3, 5, 8, 13]
 LABELS = [f"class {i}" for i in range(14)]
 LABELS[1], LABELS[5] = "goldfish", "great white shark"
@@ -36,28 +31,14 @@ def atlas(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def server(atlas):
-    handler = functools.partial(QuietHandler, directory=str(atlas))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+    with served(atlas) as url:
+        yield url
 
 
 @pytest.fixture(params=["file", "http"])
@@ -65,21 +46,7 @@ def page(request, atlas, browser):
     """The page opened from the file system or from `python -m http.server`; no error may be logged."""
     base = atlas.as_uri() if request.param == "file" else request.getfixturevalue("server")
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems = []
-    tab.on("console", lambda message: message.type in ("error", "warning") and problems.append(message.text))
-    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    # An image request cancelled because the view moved on (net::ERR_ABORTED) is not an error.
-    tab.on(
-        "requestfailed",
-        lambda failed: (
-            "ERR_ABORTED" not in (failed.failure or "")
-            and problems.append(f"request failed: {failed.url} {failed.failure}")
-        ),
-    )
-    tab.on(
-        "response",
-        lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"),
-    )
+    problems = watch(tab)
     tab.base = base
     tab.goto(f"{base}/index.html")
     tab.wait_for_load_state("load")

@@ -4,7 +4,10 @@ Data flows manifest -> page: the page is rebuilt from the folder's manifests (al
 resumed runs) and never read back. It writes only `index.html` and its `thumbnails/` folder, and
 refuses to replace an `index.html` it did not write (the first line carries `MARKER`).
 Thumbnails are made once per file (again only when the PNG is newer), so a rebuild after each
-batch of a render costs reading the manifests and writing one HTML file.
+batch of a render costs reading the manifests and writing one HTML file. The lens page
+(`_apps/lens/page.py`) shares its reading of manifests, its folder check and its filling of a
+template, and the labels it keeps (`read_finished`, `check_own_page`, `page_html`,
+`kept_labels`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +26,18 @@ from .._config.files import atomic_write
 from .._config.manifest import MANIFESTS, read_manifest, settings_differences
 from .thumbnails import THUMBNAILS, page_lock, thumbnail, thumbnail_name
 
-__all__ = ["build_page", "read_labels", "check_page_folder", "PAGE", "THUMBNAILS", "MARKER"]
+__all__ = [
+    "build_page",
+    "read_labels",
+    "check_page_folder",
+    "check_own_page",
+    "read_finished",
+    "page_html",
+    "kept_labels",
+    "PAGE",
+    "THUMBNAILS",
+    "MARKER",
+]
 
 PAGE = "index.html"
 MARKER = "<!-- xplique-maco atlas page: rebuilt from the manifests by `xplique-maco page`; edits are lost -->"
@@ -73,53 +88,106 @@ def read_labels(labels, folder: Path | None = None) -> tuple[str, ...] | None:
 
 def check_page_folder(folder: Path) -> None:
     """Raises ValueError if `folder` holds an index.html or a thumbnails/ folder that the page did not write."""
+    check_own_page(folder, MARKER, _STATE, "the atlas page")
+
+
+def check_own_page(folder: Path, marker: str, state: str, name: str) -> None:
+    """Raises ValueError if `folder` holds an index.html whose first line is not `marker`, or a
+    thumbnails/ folder without the `state` file that page `name` keeps there."""
     folder = Path(folder)
     page = folder / PAGE
     if page.exists():
         with open(page, encoding="utf-8", errors="replace") as file:
             first = file.readline().strip()
-        if first != MARKER:
+        if first != marker:
             raise ValueError(
-                f"{page} exists and was not written by xplique-maco (its first line is not the page's "
-                "marker comment): it is left alone. Move it away to let the atlas page be written there."
+                f"{page} exists and was not written by xplique-maco for {name} (its first line is not "
+                f"its marker comment{_whose(first)}): it is left alone. Move it away to let {name} be "
+                "written there."
             )
     thumbnails = folder / THUMBNAILS
-    if thumbnails.exists() and not (thumbnails / _STATE).is_file() and any(thumbnails.iterdir()):
+    if thumbnails.exists() and not (thumbnails / state).is_file() and any(thumbnails.iterdir()):
         raise ValueError(
-            f"{thumbnails} exists and was not made by xplique-maco (it has no {_STATE}): it is left "
-            "alone. Move it away to let the atlas page write its thumbnails there."
+            f"{thumbnails} exists and was not made by xplique-maco for {name} (it has no {state}): it is "
+            f"left alone. Move it away to let {name} write its thumbnails there."
         )
+
+
+def _whose(first_line: str) -> str:
+    """What an index.html's first line says of the page, when xplique-maco wrote it."""
+    match = re.fullmatch(r"<!-- xplique-maco (.+?) page:.*-->", first_line)
+    return f"; it is xplique-maco's {match[1]} page" if match else ""
 
 
 def _read_units(folder: Path) -> tuple[dict, list[_Unit], list[str]]:
     """The run's settings, the units whose files exist (one per index) and the missing files."""
+    return read_finished(folder, _ACCEPTED_FOLDER, _unit)
+
+
+def read_finished(folder: Path, accepted: str, parse) -> tuple[dict, list, list[str]]:
+    """Every finished item of a folder's manifests (all shards and resumed runs), for its page.
+
+    `parse(entry, manifest, number)` makes an item of a manifest line, with an `index` and the
+    `files` (a dict of names relative to the folder) it needs, or raises ValueError. A later line
+    for an index replaces an earlier one; a line whose files are not all there is left off.
+
+    Returns:
+        The run's settings, the items whose files exist (by index) and the missing files of
+        the indices left off.
+
+    Raises:
+        ValueError: No folder, no manifest, no whole line, or lines of two runs' settings; the
+            messages name what is accepted: `accepted`, a description of the folder.
+    """
     if not folder.is_dir():
-        raise ValueError(f"No folder {str(folder)!r}. Accepted: {_ACCEPTED_FOLDER}.")
+        raise ValueError(f"No folder {str(folder)!r}. Accepted: {accepted}.")
     manifests = sorted(folder.glob(MANIFESTS))
     if not manifests:
-        raise ValueError(f"No manifest in {folder}. Accepted: {_ACCEPTED_FOLDER}.")
+        raise ValueError(f"No manifest in {folder}. Accepted: {accepted}.")
     settings, first = None, ""
-    latest: dict[int, _Unit] = {}
+    latest: dict[int, object] = {}
     missing: dict[int, list[str]] = {}
+    exists = _Listing(str(folder))
     for manifest in manifests:
         # A cut last line is no unit: the render redoes it (and reads never change a manifest).
         for number, entry in read_manifest(manifest).entries:
             where = f"{manifest.name} line {number}"
-            unit = _unit(entry, manifest, number)
+            item = parse(entry, manifest, number)
             if settings is None:
                 settings, first = entry["settings"], where
             elif entry["settings"] != settings:
                 raise ValueError(_two_runs(folder, first, settings, where, entry["settings"]))
-            absent = [name for name in unit.files.values() if not os.path.isfile(os.path.join(folder, name))]
+            absent = [name for name in item.files.values() if not exists(name)]
             if absent:
-                missing[unit.index] = absent
+                missing[item.index] = absent
             else:  # a later line for the same index (a redone objective) replaces an earlier one
-                latest[unit.index] = unit
-                missing.pop(unit.index, None)
+                latest[item.index] = item
+                missing.pop(item.index, None)
     if settings is None:
-        raise ValueError(f"The manifests of {folder} hold no complete line. Accepted: {_ACCEPTED_FOLDER}.")
+        raise ValueError(f"The manifests of {folder} hold no complete line. Accepted: {accepted}.")
     lost = [name for index in sorted(missing) if index not in latest for name in missing[index]]
     return settings, [latest[index] for index in sorted(latest)], lost
+
+
+class _Listing:
+    """Whether a folder holds a file (a name relative to it, with / between folders), from one
+    listing of each folder asked about: a rebuild asks about thousands of files in a few folders."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.files: dict[str, set[str]] = {}
+
+    def __call__(self, name: str) -> bool:
+        folder, _, base = name.rpartition("/")
+        files = self.files.get(folder)
+        if files is None:
+            try:
+                with os.scandir(os.path.join(self.root, folder)) as entries:
+                    files = {entry.name for entry in entries if entry.is_file()}
+            except OSError:  # no such folder (or not one): none of its files is there
+                files = set()
+            self.files[folder] = files
+        return base in files
 
 
 def _unit(entry, manifest: Path, number: int) -> _Unit:
@@ -229,16 +297,7 @@ def build_page(folder, labels=None) -> Path:
     thumbnails = folder / THUMBNAILS
     thumbnails.mkdir(exist_ok=True)
     with page_lock(thumbnails):
-        state_path = thumbnails / _STATE
-        state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
-        known = list(labels) if labels is not None else state.get("labels")
-        if known is not None and units and units[-1].index >= len(known):
-            raise ValueError(
-                f"{len(known)} labels for unit indices up to {units[-1].index}: the labels need one line "
-                f"per index (line i + 1 labels index i), so at least {units[-1].index + 1} lines."
-            )
-        if labels is not None or not state_path.is_file():  # page.json also marks the folder as ours
-            atomic_write(state_path, json.dumps({**state, "labels": known}).encode("utf-8"))
+        known = kept_labels(thumbnails / _STATE, labels, units[-1].index if units else -1, "unit")
         root = str(folder)  # plain strings: thousands of paths per rebuild
         for unit in units:
             for kind in _FILE_KINDS:
@@ -279,8 +338,34 @@ def _html(folder: Path, settings: dict, units: list[_Unit], labels, lost: list[s
             for unit in units
         ],
     }
+    return page_html("page.html", MARKER, title, data)
+
+
+def kept_labels(state_path: Path, labels, last_index: int, what: str) -> list[str] | None:
+    """The labels a page shows: those given now, kept in its state file for later rebuilds, or
+    those kept by an earlier build (None: none ever given). The state file, written on the first
+    build, also marks the thumbnails folder as the page's own.
+
+    Raises:
+        ValueError: The labels do not reach `last_index`, the highest index shown (a `what` index).
+    """
+    state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+    known = list(labels) if labels is not None else state.get("labels")
+    if known is not None and last_index >= len(known):
+        raise ValueError(
+            f"{len(known)} labels for {what} indices up to {last_index}: the labels need one line "
+            f"per index (line i + 1 labels index i), so at least {last_index + 1} lines."
+        )
+    if labels is not None or not state_path.is_file():
+        atomic_write(state_path, json.dumps({**state, "labels": known}).encode("utf-8"))
+    return known
+
+
+def page_html(template: str, marker: str, title: str, data: dict) -> str:
+    """A page from a template of `xplique_maco.data`: the marker line, then the template with its
+    `__TITLE__` (HTML-escaped) and its `__DATA__` (JSON, inside a script element) filled in."""
     # "<" escaped: a label cannot close the script element the data sits in.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    template = resources.files("xplique_maco.data").joinpath("page.html").read_text("utf-8")
+    text = resources.files("xplique_maco.data").joinpath(template).read_text("utf-8")
     escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return MARKER + "\n" + template.replace("__TITLE__", escaped).replace("__DATA__", payload)
+    return marker + "\n" + text.replace("__TITLE__", escaped).replace("__DATA__", payload)
