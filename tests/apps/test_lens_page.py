@@ -271,3 +271,21 @@ def test_bad_folders_are_named_and_no_page_is_written(tmp_path, make, message):
     with pytest.raises(ValueError, match=message):
         build_lens_page(tmp_path)
     assert not (tmp_path / "index.html").exists()
+
+
+def test_the_page_command_rebuilds_a_lens_folder_as_a_lens_page_without_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    write_lens(tmp_path, [2, 5])
+    code = (
+        "import sys\n"
+        "from xplique_maco.cli import main\n"
+        f"assert main(['page', {str(tmp_path)!r}]) == 0\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "index.html").read_text(encoding="utf-8").startswith(MARKER)
+    assert [c["index"] for c in page_data(tmp_path, "lens-data")["classes"]] == [2, 5]

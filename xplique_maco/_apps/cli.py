@@ -130,15 +130,18 @@ def _render_atlas(args: argparse.Namespace, indices: list[int], shard: tuple[int
 
 
 def page_command(args: argparse.Namespace) -> int:
-    """Rebuilds the atlas page of a folder from its manifests (no rendering, no TensorFlow)."""
+    """Rebuilds the page of a folder written by `render` or `lens` from its manifests (no rendering,
+    no TensorFlow)."""
     import warnings
 
     from .._outputs.page import build_page
+    from .lens.page import build_lens_page, is_lens_folder
     from .loading import labels_option
 
+    build = build_lens_page if is_lens_folder(Path(args.folder)) else build_page
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = build_page(args.folder, labels=labels_option(args.labels))
+        path = build(args.folder, labels=labels_option(args.labels))
     for warning in caught:
         print(f"xplique-maco: warning: {warning.message}", file=sys.stderr)
     print(f"Wrote {path.resolve()}: open {path.resolve().as_uri()}")
@@ -263,9 +266,9 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 def _add_page(commands) -> None:
     parser = commands.add_parser(
         "page",
-        help="rebuild the browsable page (index.html) of a folder written by render, from its manifests",
+        help="rebuild the browsable page (index.html) of a folder written by render or lens, from its manifests",
     )
-    parser.add_argument("folder", help="a folder written by `xplique-maco render`")
+    parser.add_argument("folder", help="a folder written by `xplique-maco render` or `xplique-maco lens`")
     parser.add_argument("--labels", help=_LABELS_HELP + " (default: those given before, else none)")
 
 

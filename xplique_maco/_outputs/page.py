@@ -43,6 +43,8 @@ PAGE = "index.html"
 MARKER = "<!-- xplique-maco atlas page: rebuilt from the manifests by `xplique-maco page`; edits are lost -->"
 _STATE = "page.json"  # in THUMBNAILS: the labels given once, kept for later rebuilds
 _FILE_KINDS = ("image", "transparency", "rgba")
+# An empty, "." or ".." part, a backslash or a colon (a drive, a URL scheme): not a file of the folder.
+_OUTSIDE = re.compile(r"(^|/)\.{0,2}(/|$)|[\\:]")
 _ACCEPTED_FOLDER = (
     "a folder written by `xplique-maco render` (or `xplique-maco demo`), which holds manifest.jsonl "
     "or one manifest.shard-I-of-N.jsonl per shard next to the PNG files"
@@ -247,11 +249,8 @@ def _plain_name(name) -> bool:
 
 
 def inside_folder(name) -> bool:
-    """A relative file name that stays inside the folder (no `..`, no absolute path)."""
-    if not isinstance(name, str) or not name or "\\" in name or name.startswith("/"):
-        return False
-    parts = name.split("/")
-    return all(part not in ("", ".", "..") for part in parts)
+    """A path relative to the folder that stays inside it (and cannot be read as a URL)."""
+    return isinstance(name, str) and _OUTSIDE.search(name) is None
 
 
 def _two_runs(folder: Path, first: str, settings: dict, where: str, other: dict) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from ..._config.files import atomic_write
-from ..._outputs.page import PAGE, check_own_page, kept_labels, page_html, read_finished, read_labels
+from ..._config.manifest import MANIFESTS, read_manifest
+from ..._outputs.page import (
+    PAGE,
+    check_own_page,
+    inside_folder,
+    kept_labels,
+    page_html,
+    read_finished,
+    read_labels,
+)
 from ..._outputs.thumbnails import THUMBNAILS, page_lock, thumbnail, thumbnail_name
 from .similar import Similar, read_similar, similar_concepts, to_bytes
 
@@ -31,7 +39,6 @@ _SIMILAR = "similar.npz"  # in THUMBNAILS: the similar concepts of the last buil
 _KINDS = ("image", "transparency", "rgba")
 # What takes a path out of the folder or makes it a URL: an empty, "." or ".." part (a leading "/"
 # is an empty first part), a backslash or a colon.
-_OUTSIDE = re.compile(r"(^|/)\.{0,2}(/|$)|[\\:]")
 _ACCEPTED_FOLDER = (
     "a folder written by `lens(..., output=...)`, which holds manifest.jsonl or one "
     "manifest.shard-I-of-N.jsonl per shard next to its classes/ folder"
@@ -70,6 +77,14 @@ class _Class:
     vectors: str
     concepts: tuple[_Concept, ...]
     files: dict
+
+
+def is_lens_folder(folder: Path) -> bool:
+    """Whether the folder's manifests are a lens's (their lines say `"kind": "lens"`)."""
+    for path in sorted(Path(folder).glob(MANIFESTS)):
+        for _, entry in read_manifest(path).entries:
+            return entry.get("kind") == "lens"
+    return False
 
 
 def check_lens_folder(folder: Path) -> None:
@@ -181,7 +196,7 @@ def _class(entry, manifest: Path, number: int) -> _Class:
         needed.update({f"concept_{concept.rank}_{kind}": name for kind, name in concept.files.items()})
         needed.update({f"concept_{concept.rank}_crop_{n}": name for n, name in enumerate(concept.crops)})
     for name in needed.values():
-        if not _inside(name):
+        if not inside_folder(name):
             raise ValueError(
                 f"{where} names the file {name!r}, which is not in the folder. Accepted: paths relative "
                 "to the folder, with / between folders and no '..'."
@@ -207,11 +222,6 @@ def _whole_number(value) -> bool:
 
 def _finite(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def _inside(name) -> bool:
-    """A path relative to the folder that stays inside it (and cannot be read as a URL)."""
-    return isinstance(name, str) and _OUTSIDE.search(name) is None
 
 
 def _similar(folder: Path, path: Path, classes: list[_Class]) -> Similar:
