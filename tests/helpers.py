@@ -199,12 +199,18 @@ ATLAS_SETTINGS = {"kind": "neuron", "layer": "logits", "seed": 0, "nb_steps": 3,
 
 
 def write_atlas(
-    folder: Path, indices, shards: int = 1, size: int = 24, settings: dict | None = None
+    folder: Path,
+    indices,
+    shards: int = 1,
+    size: int = 24,
+    settings: dict | None = None,
+    examples: dict[int, int] | None = None,
 ) -> list[dict]:
     """A folder as `xplique-maco render` leaves it, without rendering: three PNGs and a manifest line per index.
 
     Unit i's image is a flat colour that depends on i, its value is i / 10 except for index 3,
-    whose value is the highest (so sorting by value differs from sorting by index).
+    whose value is the highest (so sorting by value differs from sorting by index). `examples`
+    gives units dataset examples, as `--images` does: index -> how many (JPEGs, values falling).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,6 +232,13 @@ def write_atlas(
             "value": 100.0 if index == 3 else index / 10,
             "files": files,
         }
+        if examples and index in examples:
+            names = [f"examples/{stem}_{number}.jpg" for number in range(examples[index])]
+            (folder / "examples").mkdir(exist_ok=True)
+            for number, name in enumerate(names):
+                Image.fromarray(np.full((16, 16, 3), 40 * number, np.uint8)).save(folder / name)
+            entry["examples"] = names
+            entry["example_values"] = [float(len(names) - number) for number in range(len(names))]
         name = "manifest.jsonl" if shards == 1 else f"manifest.shard-{position % shards}-of-{shards}.jsonl"
         with open(folder / name, "a", encoding="utf-8") as manifest:
             manifest.write(json.dumps(entry) + "\n")

@@ -24,7 +24,7 @@ LABELS[1], LABELS[5] = "goldfish", "great white shark"
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
     folder = tmp_path_factory.mktemp("atlas")
-    write_atlas(folder, INDICES, shards=2)
+    write_atlas(folder, INDICES, shards=2, examples={5: 3})
     build_page(folder, labels=LABELS)
     return folder
 
@@ -177,3 +177,17 @@ def test_a_link_to_a_unit_opens_its_detail(page):
     page.goto(f"{page.base}/index.html#unit-13")
     page.wait_for_function("document.getElementById('detail').open")
     assert page.locator("#detail-title").inner_text() == "13 · class 13"
+
+
+def test_the_detail_view_shows_a_units_dataset_examples_when_it_has_some(page):
+    page.goto(f"{page.base}/index.html#unit-5")
+    page.wait_for_function("document.getElementById('detail').open")
+    examples = page.locator("#detail-examples img")
+    assert examples.count() == 3 and page.locator("#detail-examples-block").is_visible()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#detail-examples img')].every(i => i.naturalWidth > 0)"
+    )
+    assert page.locator("#detail-examples figcaption").all_inner_texts() == ["3", "2", "1"]
+    page.goto(f"{page.base}/index.html#unit-8")  # no examples: no block
+    page.wait_for_function("document.getElementById('detail-title').textContent.startsWith('8')")
+    assert not page.locator("#detail-examples-block").is_visible()
