@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 import warnings
+from importlib import resources
 
 import keras
 import pytest
@@ -10,7 +12,7 @@ from helpers import ATLAS_SETTINGS, page_data, write_atlas
 from PIL import Image
 
 from xplique_maco._apps.loading import zoo_labels as _zoo_labels
-from xplique_maco._outputs.page import MARKER, build_page
+from xplique_maco._outputs.page import MARKER, build_page, page_html
 from xplique_maco._outputs.thumbnails import THUMBNAIL_SIDE
 from xplique_maco.cli import main
 
@@ -98,6 +100,17 @@ def test_labels_cannot_break_out_of_the_page(tmp_path):
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html
     assert page_data(tmp_path)["units"][0]["label"] == label
+
+
+@pytest.mark.parametrize("template", ["page.html", "lens.html"])
+def test_both_pages_are_one_file_with_the_shared_style_and_script_inline(template):
+    html = page_html(template, MARKER, "A __DATA__ title", {"label": "__PAGE_CSS__"})
+    shared = resources.files("xplique_maco.data")
+    assert shared.joinpath("page.css").read_text("utf-8") in html
+    assert shared.joinpath("page.js").read_text("utf-8") in html
+    assert "<title>A __DATA__ title</title>" in html  # what is filled in is not read again
+    assert re.findall(r"__[A-Z_]+__", html) == ["__DATA__", "__PAGE_CSS__"]
+    assert not re.search(r"<link rel=.stylesheet|<script[^>]* src=|@import", html)
 
 
 def test_missing_files_and_cut_lines_leave_units_off_with_a_warning(tmp_path):

@@ -5,9 +5,9 @@ resumed runs) and never read back. It writes only `index.html` and its `thumbnai
 refuses to replace an `index.html` it did not write (the first line carries `MARKER`).
 Thumbnails are made once per file (again only when the PNG is newer), so a rebuild after each
 batch of a render costs reading the manifests and writing one HTML file. The lens page
-(`_apps/lens/page.py`) shares its reading of manifests, its folder check and its filling of a
-template, and the labels it keeps (`read_finished`, `check_own_page`, `page_html`,
-`kept_labels`).
+(`_apps/lens/page.py`) shares its reading of manifests, its folder check, its filling of a
+template (with the style and script helpers both pages share, `data/page.css` and `data/page.js`)
+and the labels it keeps (`read_finished`, `check_own_page`, `page_html`, `kept_labels`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ _STATE = "page.json"  # in THUMBNAILS: the labels given once, kept for later reb
 _FILE_KINDS = ("image", "transparency", "rgba")
 # An empty, "." or ".." part, a backslash or a colon (a drive, a URL scheme): not a file of the folder.
 _OUTSIDE = re.compile(r"(^|/)\.{0,2}(/|$)|[\\:]")
+_PLACEHOLDER = re.compile(r"__(PAGE_CSS|PAGE_JS|TITLE|DATA)__")  # in the templates of `page_html`
 _ACCEPTED_FOLDER = (
     "a folder written by `xplique-maco render` (or `xplique-maco demo`), which holds manifest.jsonl "
     "or one manifest.shard-I-of-N.jsonl per shard next to the PNG files"
@@ -362,9 +363,18 @@ def kept_labels(state_path: Path, labels, last_index: int, what: str) -> list[st
 
 def page_html(template: str, marker: str, title: str, data: dict) -> str:
     """A page from a template of `xplique_maco.data`: the marker line, then the template with its
-    `__TITLE__` (HTML-escaped) and its `__DATA__` (JSON, inside a script element) filled in."""
+    `__PAGE_CSS__` and `__PAGE_JS__` replaced by the style and the script helpers both pages share
+    (`page.css`, `page.js`), its `__TITLE__` (HTML-escaped) and its `__DATA__` (JSON, inside a script
+    element) filled in. Everything is inline: the page is one file, that opens offline."""
+    files = resources.files("xplique_maco.data")
     # "<" escaped: a label cannot close the script element the data sits in.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    text = resources.files("xplique_maco.data").joinpath(template).read_text("utf-8")
-    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return marker + "\n" + text.replace("__TITLE__", escaped).replace("__DATA__", payload)
+    filled = {
+        "PAGE_CSS": files.joinpath("page.css").read_text("utf-8"),
+        "PAGE_JS": files.joinpath("page.js").read_text("utf-8"),
+        "TITLE": title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+        "DATA": payload,
+    }
+    # One pass: what is put in (a label, a title) is never read again for a placeholder.
+    text = _PLACEHOLDER.sub(lambda match: filled[match[1]], files.joinpath(template).read_text("utf-8"))
+    return marker + "\n" + text
