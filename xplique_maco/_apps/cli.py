@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .._config.defaults import ATLAS, DEMO, MACO
 from .lens.command import add_lens, add_lens_demo, lens_command, lens_demo_command
+from .loading import add_rendering_options, add_values_range
 
 _LABELS_HELP = (
     "labels of the units on the page: a text file with one label per line (line 1 labels index 0), "
@@ -155,17 +156,8 @@ def _add_demo(commands) -> None:
     parser.add_argument(
         "--classes", nargs="+", help=f"class names or indices (default: {', '.join(DEMO.classes)})"
     )
-    parser.add_argument(
-        "--steps", type=int, default=MACO.nb_steps, help=f"optimisation steps (default {MACO.nb_steps})"
-    )
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        default=DEMO.image_size,
-        help=f"image side in pixels (default {DEMO.image_size})",
-    )
-    parser.add_argument(
-        "--crops", type=int, default=MACO.nb_crops, help=f"crops per step (default {MACO.nb_crops})"
+    add_rendering_options(
+        parser, MACO.nb_steps, DEMO.image_size, steps_help="optimisation steps", crops_help="crops per step"
     )
     parser.add_argument("--seed", type=int, default=ATLAS.seed, help=f"default {ATLAS.seed}")
     parser.add_argument("--output", default="maco_demo", help="output folder (default ./maco_demo)")
@@ -230,14 +222,8 @@ def _add_render(commands) -> None:
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """The options of `maco`'s settings, with its defaults."""
-    parser.add_argument("--steps", type=int, default=MACO.nb_steps, help=f"default {MACO.nb_steps}")
     height, _ = MACO.image_shape
-    parser.add_argument(
-        "--image-size", type=int, default=height, help=f"image side in pixels (default {height})"
-    )
-    parser.add_argument(
-        "--crops", type=int, default=MACO.nb_crops, help=f"crops per image per step (default {MACO.nb_crops})"
-    )
+    add_rendering_options(parser, MACO.nb_steps, height)
     parser.add_argument(
         "--glance",
         type=float,
@@ -245,15 +231,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         help=f"share of the crops that are whole-image thumbnails (default {MACO.glance:g}; "
         "0 for folders rendered before glances became the default)",
     )
-    low, high = MACO.values_range
-    parser.add_argument(
-        "--values-range",
-        type=float,
-        nargs=2,
-        default=(low, high),
-        metavar=("LOW", "HIGH"),
-        help=f"pixel range the model expects (default {low:g} {high:g})",
-    )
+    add_values_range(parser)
     parser.add_argument(
         "--model-input-size",
         type=int,

@@ -1,8 +1,48 @@
-"""Models and labels named on the command line: a .keras file (safe mode) or zoo:NAME, and --labels."""
+"""What the command line's commands share: their rendering options (no TensorFlow to answer --help),
+and the models and labels they name: a .keras file (safe mode) or zoo:NAME, and --labels."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+
+from .._config.defaults import MACO
+
+
+def add_rendering_options(
+    parser: argparse.ArgumentParser,
+    steps: int,
+    image_size: int,
+    steps_help: str = "",
+    size_help: str = "image side in pixels",
+    crops_help: str = "crops per image per step",
+) -> None:
+    """--steps, --image-size and --crops: how MACO renders a command's images, with its defaults
+    (`--crops`: MACO's). Each help says what the option is, then its default."""
+    parser.add_argument("--steps", type=int, default=steps, help=_with_default(steps_help, steps))
+    parser.add_argument(
+        "--image-size", type=int, default=image_size, help=_with_default(size_help, image_size)
+    )
+    parser.add_argument(
+        "--crops", type=int, default=MACO.nb_crops, help=_with_default(crops_help, MACO.nb_crops)
+    )
+
+
+def add_values_range(parser: argparse.ArgumentParser) -> None:
+    """--values-range LOW HIGH: the pixel range the model expects (default MACO's)."""
+    low, high = MACO.values_range
+    parser.add_argument(
+        "--values-range",
+        type=float,
+        nargs=2,
+        default=(low, high),
+        metavar=("LOW", "HIGH"),
+        help=f"pixel range the model expects (default {low:g} {high:g})",
+    )
+
+
+def _with_default(what: str, default) -> str:
+    return f"{what} (default {default})" if what else f"default {default}"
 
 
 def labels_option(value: str | None):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..._config.defaults import LENS, MACO
+from ..loading import add_rendering_options, add_values_range
 
 LENS_DEMO_OUTPUT = "maco_lens_demo"
 
@@ -55,15 +56,9 @@ def _add_lens_settings(
     parser.add_argument(
         "--concepts", type=int, default=concepts, help=f"concepts per class (default {concepts})"
     )
-    parser.add_argument(
-        "--steps", type=int, default=steps, help=f"optimisation steps per image (default {steps})"
-    )
     height, _ = LENS.image_shape
-    parser.add_argument(
-        "--image-size", type=int, default=height, help=f"side of the MACO images (default {height})"
-    )
-    parser.add_argument(
-        "--crops", type=int, default=MACO.nb_crops, help=f"crops per image per step (default {MACO.nb_crops})"
+    add_rendering_options(
+        parser, steps, height, steps_help="optimisation steps per image", size_help="side of the MACO images"
     )
     parser.add_argument(
         "--crops-per-image",
@@ -71,15 +66,7 @@ def _add_lens_settings(
         default=crops_per_image,
         help=f"crops cut from each photo to find concepts in (default {crops_per_image})",
     )
-    low, high = MACO.values_range
-    parser.add_argument(
-        "--values-range",
-        type=float,
-        nargs=2,
-        default=(low, high),
-        metavar=("LOW", "HIGH"),
-        help=f"pixel range the model expects (default {low:g} {high:g})",
-    )
+    add_values_range(parser)
     parser.add_argument("--seed", type=int, default=LENS.seed, help=f"default {LENS.seed}")
 
 
