@@ -6,8 +6,9 @@ refuses to replace an `index.html` it did not write (the first line carries `MAR
 Thumbnails are made once per file (again only when the PNG is newer), so a rebuild after each
 batch of a render costs reading the manifests and writing one HTML file. The lens page
 (`_apps/lens/page.py`) shares its reading of manifests, its folder check, its filling of a
-template (with the style and script helpers both pages share, `data/page.css` and `data/page.js`)
-and the labels it keeps (`read_finished`, `check_own_page`, `page_html`, `kept_labels`).
+template (with the style and script helpers both pages share, `data/page.css` and `data/page.js`),
+the labels it keeps and its warning of what is left off (`read_finished`, `check_own_page`,
+`page_html`, `kept_labels`, `warn_left_off`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "read_finished",
     "page_html",
     "kept_labels",
+    "warn_left_off",
     "PAGE",
     "THUMBNAILS",
     "MARKER",
@@ -305,14 +307,17 @@ def build_page(folder, labels=None) -> Path:
                 thumbnail(os.path.join(root, name), os.path.join(root, thumbnail_name(name)), kind)
         page = folder / PAGE
         atomic_write(page, _html(folder, settings, units, known, lost).encode("utf-8"))
+    warn_left_off(lost, f"Units left off the page of {folder}", "Rerun the render command to redo them.")
+    return page
+
+
+def warn_left_off(lost: list[str], left_off: str, redo: str) -> None:
+    """Warns, when files named by the manifests are `lost`, that items are `left_off` a page (what and
+    which page), naming the first four files, and how to `redo` them. The warning points at the
+    caller of the page's build."""
     if lost:
         shown = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
-        warnings.warn(
-            f"Units left off the page of {folder}: their files are missing ({shown}). Rerun the render "
-            "command to redo them.",
-            stacklevel=2,
-        )
-    return page
+        warnings.warn(f"{left_off}: their files are missing ({shown}). {redo}", stacklevel=3)
 
 
 def _html(folder: Path, settings: dict, units: list[_Unit], labels, lost: list[str]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ..._outputs.page import (
     page_html,
     read_finished,
     read_labels,
+    warn_left_off,
 )
 from ..._outputs.thumbnails import THUMBNAILS, page_lock, thumbnail, thumbnail_name
 from .similar import Similar, read_similar, similar_concepts, to_bytes
@@ -143,13 +143,9 @@ def build_lens_page(folder, labels=None) -> Path:
         data = _data(title, settings, classes, known, similar, lost)
         page = folder / PAGE
         atomic_write(page, page_html("lens.html", MARKER, title, data).encode("utf-8"))
-    if lost:
-        named = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
-        warnings.warn(
-            f"Classes left off the lens page of {folder}: their files are missing ({named}). Rerun `lens` "
-            "with the same folder to redo them.",
-            stacklevel=2,
-        )
+    warn_left_off(
+        lost, f"Classes left off the lens page of {folder}", "Rerun `lens` with the same folder to redo them."
+    )
     return page
 
 
