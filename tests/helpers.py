@@ -266,6 +266,28 @@ def page_data(folder, name: str = "atlas-data") -> dict:
     return json.loads(match[1])
 
 
+# ---- what both pages (atlas, lens) are checked for ----
+
+# A label that would end the script element its page's data sits in, were it not escaped.
+HOSTILE_LABEL = "</script><script>alert(1)</script> & <b>"
+
+
+def write_two_runs(folder: Path, write, other: dict) -> None:
+    """A folder whose second shard's manifest is of another run (its settings `other`): `write` is
+    write_atlas or write_lens."""
+    write(folder, [0, 1])
+    write(folder / "x", [2], settings=other)
+    (folder / "manifest.shard-1-of-2.jsonl").write_text((folder / "x" / "manifest.jsonl").read_text())
+
+
+def assert_no_page(build, folder: Path, message: str) -> None:
+    """`build(folder)` (build_page or build_lens_page) refuses the folder with a ValueError matching
+    `message`, and writes no page."""
+    with pytest.raises(ValueError, match=message):
+        build(folder)
+    assert not (folder / "index.html").exists()
+
+
 # ---- lens folders without analysis or rendering ----
 
 LENS_SETTINGS = {
@@ -391,6 +413,50 @@ def served(folder: Path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# The units (atlas) or classes (lens) that the browser tests' pages show, and their labels.
+PAGE_INDICES = [0, 1, 2, 3, 5, 8, 13]
+PAGE_LABELS = [f"class {i}" for i in range(14)]
+PAGE_LABELS[1], PAGE_LABELS[5] = "goldfish", "great white shark"
+
+
+# The tiles' text is read as textContent: a tile off screen skips its rendering
+# (content-visibility: auto), and until the next frame has laid it out its innerText is "".
+_SHOWN = """tiles => tiles
+    .filter(tile => !tile.hidden && getComputedStyle(tile).display !== "none")
+    .map(tile => Number(tile.querySelector(".index").textContent))"""
+
+
+def shown_indices(tab) -> list[int]:
+    """The indices on the tiles a page (atlas or lens) shows, in the page's order."""
+    return tab.eval_on_selector_all("#grid a.tile", _SHOWN)
+
+
+def assert_search_filters_by_label_or_index(tab, one_shown: str) -> None:
+    """A page of PAGE_INDICES and PAGE_LABELS: the search keeps the tiles whose label holds the text
+    (in any case) or whose index is the number, says how many (`one_shown` when one is) or that
+    none matches, and an empty search shows them all again."""
+    search = tab.locator("#search")
+    search.fill("gold")
+    assert shown_indices(tab) == [1]
+    search.fill("SHARK")
+    assert shown_indices(tab) == [5]
+    search.fill("13")
+    assert shown_indices(tab) == [13]
+    assert tab.locator("#count").inner_text() == one_shown
+    search.fill("no such thing")
+    assert shown_indices(tab) == []
+    assert tab.locator("#empty").is_visible()
+    search.fill("")
+    assert shown_indices(tab) == PAGE_INDICES
+
+
+def wait_for_images(tab, selector: str) -> None:
+    """Until every image `selector` names has arrived."""
+    tab.wait_for_function(
+        f"[...document.querySelectorAll({selector!r})].every(img => img.complete && img.naturalWidth > 0)"
+    )
 
 
 def watch(tab) -> list[str]:

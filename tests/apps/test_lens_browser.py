@@ -1,77 +1,39 @@
 """The lens page in a real browser (headless Chromium via Playwright), from file:// and over HTTP.
 
-Left out of the default run (`pytest -m browser` runs it): it needs Chromium, at
-$CHROMIUM or /usr/bin/chromium (Debian's `chromium` package), and the `playwright` package.
+Left out of the default run: `pytest -m browser` runs it (conftest.py's `browser` fixture says what
+it needs).
 """
 
 import numpy as np
 import pytest
-from helpers import LENS_CHANNELS, chromium, served, watch, write_lens
+from helpers import (
+    LENS_CHANNELS,
+    PAGE_INDICES,
+    PAGE_LABELS,
+    assert_search_filters_by_label_or_index,
+    shown_indices,
+    wait_for_images,
+    write_lens,
+)
 
 from xplique_maco._apps.lens.page import build_lens_page
 
 pytestmark = pytest.mark.browser
 
-INDICES = [0, 1, 2, 3, 5, 8, 13]
-LABELS = [f"class {i}" for i in range(14)]
-LABELS[1], LABELS[5] = "goldfish", "great white shark"
 TOP_CROPS = 3
 
 
 @pytest.fixture(scope="module")
-def lens(tmp_path_factory):
-    """A lens of 7 classes in 2 shards, where goldfish's concept 2 and the shark's concept 0 are
-    one direction (each other's most similar concept)."""
+def page_folder(tmp_path_factory):
+    """The lens of 7 classes in 2 shards that the `page` fixture opens, where goldfish's concept 2
+    and the shark's concept 0 are one direction (each other's most similar concept)."""
     folder = tmp_path_factory.mktemp("lens")
     rng = np.random.default_rng(1234)
     vectors = {index: rng.uniform(0, 1, (3, LENS_CHANNELS)) for index in (1, 5)}
     vectors[5][0] = 2 * vectors[1][2]
-    write_lens(folder, INDICES, shards=2, top_crops=TOP_CROPS, vectors=vectors)
-    build_lens_page(folder, labels=LABELS)
+    write_lens(folder, PAGE_INDICES, shards=2, top_crops=TOP_CROPS, vectors=vectors)
+    build_lens_page(folder, labels=PAGE_LABELS)
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def server(lens):
-    with served(lens) as url:
-        yield url
-
-
-@pytest.fixture(params=["file", "http"])
-def page(request, lens, browser):
-    """The page opened from the file system or from `python -m http.server`; no error may be logged."""
-    base = lens.as_uri() if request.param == "file" else request.getfixturevalue("server")
-    tab = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems = watch(tab)
-    tab.base = base
-    tab.goto(f"{base}/index.html")
-    tab.wait_for_load_state("load")
-    yield tab
-    assert problems == []  # no console error, no failed request
-    tab.close()
-
-
-# The tiles' text is read as textContent: a tile off screen skips its rendering
-# (content-visibility: auto), and until the next frame has laid it out its innerText is "".
-SHOWN = """tiles => tiles
-    .filter(tile => !tile.hidden && getComputedStyle(tile).display !== "none")
-    .map(tile => Number(tile.querySelector(".index").textContent))"""
-
-
-def shown_indices(tab) -> list[int]:
-    return tab.eval_on_selector_all("#grid a.class", SHOWN)
-
-
-def wait_for_images(tab, selector: str):
-    tab.wait_for_function(
-        f"[...document.querySelectorAll({selector!r})].every(img => img.complete && img.naturalWidth > 0)"
-    )
 
 
 def open_link(tab, fragment: str):
@@ -82,7 +44,7 @@ def open_link(tab, fragment: str):
 
 def test_every_class_is_listed_with_its_thumbnail_and_label(page):
     assert page.evaluate("document.compatMode") == "CSS1Compat"  # the marker comment keeps standards mode
-    assert shown_indices(page) == INDICES
+    assert shown_indices(page) == PAGE_INDICES
     labels = page.eval_on_selector_all("#grid .label", "labels => labels.map(label => label.textContent)")
     assert labels[1] == "goldfish" and labels[4] == "great white shark"
     assert page.locator("#count").inner_text() == "All 7 classes shown"
@@ -95,22 +57,10 @@ def test_every_class_is_listed_with_its_thumbnail_and_label(page):
 
 
 def test_search_filters_by_label_or_index(page):
-    search = page.locator("#search")
-    search.fill("gold")
-    assert shown_indices(page) == [1]
-    search.fill("SHARK")
-    assert shown_indices(page) == [5]
-    search.fill("13")
-    assert shown_indices(page) == [13]
-    assert page.locator("#count").inner_text() == "1 of 7 classes shown"
-    search.fill("no such thing")
-    assert shown_indices(page) == []
-    assert page.locator("#empty").is_visible()
-    search.fill("")
-    assert shown_indices(page) == INDICES
+    assert_search_filters_by_label_or_index(page, "1 of 7 classes shown")
 
 
-def test_a_class_view_shows_its_concepts_with_images_crops_and_importances(page, lens):
+def test_a_class_view_shows_its_concepts_with_images_crops_and_importances(page, page_folder):
     page.locator('#grid a.class[data-index="5"]').click()
     page.wait_for_function("location.hash === '#5' && !document.getElementById('view').hidden")
     assert page.locator("#grid").is_hidden()
@@ -130,7 +80,7 @@ def test_a_class_view_shows_its_concepts_with_images_crops_and_importances(page,
     first = concepts.nth(0)
     assert first.locator(".picture img").get_attribute("src") == "thumbnails/classes/0005/concept_0_rgba.webp"
     full = first.locator("a.picture").get_attribute("href")
-    assert full == "classes/0005/concept_0_rgba.png" and (lens / full).is_file()
+    assert full == "classes/0005/concept_0_rgba.png" and (page_folder / full).is_file()
     crops = first.locator(".crops img")
     assert crops.count() == TOP_CROPS
     assert crops.nth(1).get_attribute("src") == "classes/0005/crops/0_1.jpg"
@@ -146,7 +96,7 @@ def test_a_class_view_shows_its_concepts_with_images_crops_and_importances(page,
     assert first.locator(".similar a").count() == 3
     page.keyboard.press("Escape")  # back to the index, as it was
     page.wait_for_function("document.getElementById('grid').offsetParent !== null")
-    assert shown_indices(page) == INDICES
+    assert shown_indices(page) == PAGE_INDICES
 
 
 def test_a_permalink_opens_the_right_concept(page):
@@ -161,7 +111,7 @@ def test_a_permalink_opens_the_right_concept(page):
     assert page.locator("#concepts > li.current").count() == 0
     page.goto(f"{page.base}/index.html#99")  # no such class: the index, and a note
     assert page.locator("#unknown").inner_text().startswith("This page has no class 99")
-    assert shown_indices(page) == INDICES
+    assert shown_indices(page) == PAGE_INDICES
 
 
 def test_similar_concept_links_land_on_the_other_class(page):

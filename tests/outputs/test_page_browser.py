@@ -1,7 +1,7 @@
 """The atlas page in a real browser (headless Chromium via Playwright), from file:// and over HTTP.
 
-Left out of the default run (`pytest -m browser` runs it): it needs Chromium, at
-$CHROMIUM or /usr/bin/chromium (Debian's `chromium` package), and the `playwright` package.
+Left out of the default run: `pytest -m browser` runs it (conftest.py's `browser` fixture says what
+it needs).
 """
 
 import io
@@ -9,74 +9,37 @@ import re
 
 import numpy as np
 import pytest
-from helpers import chromium, served, watch, write_atlas
+from helpers import (
+    PAGE_INDICES,
+    PAGE_LABELS,
+    assert_search_filters_by_label_or_index,
+    shown_indices,
+    wait_for_images,
+    write_atlas,
+)
 from PIL import Image
 
 from xplique_maco._outputs.page import build_page
 
 pytestmark = pytest.mark.browser
 
-INDICES = [0, 1, 2, 3, 5, 8, 13]
-LABELS = [f"class {i}" for i in range(14)]
-LABELS[1], LABELS[5] = "goldfish", "great white shark"
-
 
 @pytest.fixture(scope="module")
-def atlas(tmp_path_factory):
+def page_folder(tmp_path_factory):
+    """The atlas of the units PAGE_INDICES, with PAGE_LABELS, that the `page` fixture opens."""
     folder = tmp_path_factory.mktemp("atlas")
-    write_atlas(folder, INDICES, shards=2, examples={5: 3})
-    build_page(folder, labels=LABELS)
+    write_atlas(folder, PAGE_INDICES, shards=2, examples={5: 3})
+    build_page(folder, labels=PAGE_LABELS)
     return folder
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def server(atlas):
-    with served(atlas) as url:
-        yield url
-
-
-@pytest.fixture(params=["file", "http"])
-def page(request, atlas, browser):
-    """The page opened from the file system or from `python -m http.server`; no error may be logged."""
-    base = atlas.as_uri() if request.param == "file" else request.getfixturevalue("server")
-    tab = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems = watch(tab)
-    tab.base = base
-    tab.goto(f"{base}/index.html")
-    tab.wait_for_load_state("load")
-    yield tab
-    assert problems == []  # no console error, no failed request
-    tab.close()
-
-
-# The tiles' text is read as textContent: a tile off screen skips its rendering
-# (content-visibility: auto), and until the next frame has laid it out its innerText is "".
-SHOWN = """tiles => tiles
-    .filter(tile => !tile.hidden && getComputedStyle(tile).display !== "none")
-    .map(tile => tile.querySelector(".index").textContent)"""
-
-
-def shown_indices(tab) -> list[int]:
-    """The indices on the tiles the page shows, in the page's order."""
-    return [int(text) for text in tab.eval_on_selector_all("a.unit", SHOWN)]
-
-
 def wait_for_thumbnails(tab):
-    tab.wait_for_function(
-        "[...document.querySelectorAll('a.unit:not([hidden]) img')]"
-        ".every(img => img.complete && img.naturalWidth > 0)"
-    )
+    wait_for_images(tab, "a.unit:not([hidden]) img")
 
 
 def test_every_unit_is_shown_with_its_thumbnail_and_label(page):
     assert page.evaluate("document.compatMode") == "CSS1Compat"  # the marker comment keeps standards mode
-    assert shown_indices(page) == INDICES
+    assert shown_indices(page) == PAGE_INDICES
     assert (
         page.eval_on_selector_all("a.unit .label", "labels => labels.map(l => l.textContent)")[1]
         == "goldfish"
@@ -89,19 +52,7 @@ def test_every_unit_is_shown_with_its_thumbnail_and_label(page):
 
 
 def test_search_filters_by_label_or_index(page):
-    search = page.locator("#search")
-    search.fill("gold")
-    assert shown_indices(page) == [1]
-    search.fill("SHARK")
-    assert shown_indices(page) == [5]
-    search.fill("13")
-    assert shown_indices(page) == [13]
-    assert page.locator("#count").inner_text() == "1 of 7 shown"
-    search.fill("no such thing")
-    assert shown_indices(page) == []
-    assert page.locator("#empty").is_visible()
-    search.fill("")
-    assert shown_indices(page) == INDICES
+    assert_search_filters_by_label_or_index(page, "1 of 7 shown")
 
 
 def test_sorting_by_final_value(page):
@@ -110,7 +61,7 @@ def test_sorting_by_final_value(page):
     page.select_option("#sort", "value-asc")
     assert shown_indices(page)[0] == 0 and shown_indices(page)[-1] == 3
     page.select_option("#sort", "index")
-    assert shown_indices(page) == INDICES
+    assert shown_indices(page) == PAGE_INDICES
 
 
 def test_the_switch_changes_what_is_shown(page):
@@ -141,7 +92,7 @@ def test_the_switch_changes_what_is_shown(page):
     assert np.ptp(drawn["Image"].reshape(-1, 3).mean(0)) > 60  # a colour, not a gray
 
 
-def test_detail_view_shows_the_full_image_settings_value_and_files(page, atlas):
+def test_detail_view_shows_the_full_image_settings_value_and_files(page, page_folder):
     page.locator('a.unit[data-index="5"]').click()
     page.wait_for_function("document.getElementById('detail').open")  # opened by the hash change
     dialog = page.locator("dialog#detail")
@@ -162,7 +113,7 @@ def test_detail_view_shows_the_full_image_settings_value_and_files(page, atlas):
         "neuron_logits_00005_rgba.png",
         "neuron_logits_00005_transparency.png",
     ]
-    assert all((atlas / link).is_file() for link in links)
+    assert all((page_folder / link).is_file() for link in links)
     dialog.get_by_role("button", name="Transparency", exact=True).click()  # the dialog has the switch too
     assert page.locator("#detail-image").get_attribute("src") == "neuron_logits_00005_transparency.png"
     page.keyboard.press("ArrowRight")
