@@ -3,7 +3,13 @@ and the sanity check `path_similarity` (with its natural image pools `random_cro
 
 from __future__ import annotations
 
-from ._evaluation.metrics import plausibility, spectrum_statistics, target_confidence, transferability
+from ._evaluation.metrics import (
+    fine_detail,
+    plausibility,
+    spectrum_statistics,
+    target_confidence,
+    transferability,
+)
 from ._evaluation.photos import offline_photos, random_crops
 from ._evaluation.sanity import PathSimilarity, path_similarity
 
@@ -12,6 +18,7 @@ __all__ = [
     "transferability",
     "plausibility",
     "spectrum_statistics",
+    "fine_detail",
     "path_similarity",
     "PathSimilarity",
     "random_crops",

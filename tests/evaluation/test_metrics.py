@@ -6,7 +6,13 @@ import pytest
 import tensorflow as tf
 from skimage import data
 
-from xplique_maco.metrics import plausibility, spectrum_statistics, target_confidence, transferability
+from xplique_maco.metrics import (
+    fine_detail,
+    plausibility,
+    spectrum_statistics,
+    target_confidence,
+    transferability,
+)
 
 
 def test_spectrum_statistics_tell_noise_from_photos():
@@ -20,6 +26,22 @@ def test_spectrum_statistics_tell_noise_from_photos():
     assert -2.0 < natural["slope"][0] < -0.8
     grey = spectrum_statistics(photo.mean(axis=-1, keepdims=True))
     assert abs(grey["slope"][0] - natural["slope"][0]) < 0.2
+
+
+def test_fine_detail_tells_a_photos_edges_from_noise_of_the_same_spectrum():
+    photo = data.astronaut()[:256, :256] / 255.0
+    # The same magnitude with random phases: the same energy per frequency, no edges.
+    rng = np.random.default_rng(0)
+    spectrum = np.fft.rfft2(photo, axes=(0, 1))
+    shuffled = np.fft.irfft2(
+        np.abs(spectrum) * np.exp(1j * rng.uniform(-np.pi, np.pi, spectrum.shape)), s=(256, 256), axes=(0, 1)
+    )
+    shuffled = (shuffled - shuffled.mean()) / shuffled.std() * photo.std() + photo.mean()
+    natural, scrambled = fine_detail(np.stack([photo, np.clip(shuffled, 0, 1)]))
+    assert natural > 8 and abs(scrambled - 3) < 0.5
+    assert abs(fine_detail(rng.normal(0.5, 0.1, (256, 256, 3)))[0] - 3) < 0.1  # white noise
+    grey = fine_detail(photo.mean(axis=-1, keepdims=True) * 255, values_range=(0, 255))
+    assert abs(grey[0] - natural) < 0.2 * natural  # a single channel and another range: the same figure
 
 
 def tiny_classifier(seed):
@@ -89,6 +111,8 @@ METRICS_ERRORS = [
         "real images of at least one other class",
     ),
     (lambda: spectrum_statistics(_IMAGES, values_range=(2, 1)), "`values_range` must satisfy"),
+    (lambda: fine_detail(_IMAGES[..., :2]), "C in (1, 3)"),
+    (lambda: fine_detail(_IMAGES, sigma=0), "`sigma` must be a finite number >= 0.1"),
 ]
 
 
