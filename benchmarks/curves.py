@@ -53,14 +53,20 @@ STYLES = {
     "fourier": ("tab:green", "o-"),
 }
 # What "good" means in the report, per direction: every figure at or above its threshold.
-TARGETS = {"source_top1": 0.95, "judge_top5": 0.95, "lowpass_top5": 0.8, "hf_in_photo_range": 0.9}
+# The rates are shares of images; the fine detail is a kurtosis (3 for noise, the photos' range in
+# the quality section), missing (None) for points scored before it was measured.
+FINE = "fine_detail_median"
+TARGETS = {"source_top1": 0.95, "judge_top5": 0.95, "lowpass_top5": 0.8, "hf_in_photo_range": 0.9, FINE: 8.0}
 FIGURES = {
     "source_top1": "source top-1",
     "judge_top1": "judge top-1",
     "judge_top5": "judge top-5",
     "lowpass_top5": "low-pass judge top-5",
     "hf_in_photo_range": "photo-like spectrum",
+    FINE: "fine detail (kurtosis)",
 }
+# Time to quality is also reported without the fine detail: its points are not all measured yet.
+EARLIER_TARGETS = [key for key in TARGETS if key != FINE]
 EQUAL_COMPUTE = {"crops": 8, "size": 256}
 
 
@@ -154,7 +160,8 @@ def collect(args) -> dict:
                 point["seeds"] = [run["settings"]["seeds"][0] for run in runs]
                 point["images"] = sum(run["images"] for run in runs)
                 for key in FIGURES:
-                    point[key] = float(np.mean([run[key] for run in runs if key in run]))
+                    values = [run[key] for run in runs if key in run]
+                    point[key] = float(np.mean(values)) if len(values) == len(runs) else None
                 points.append(point)
     timings = {}
     for source in args.sources:
@@ -169,8 +176,19 @@ def collect(args) -> dict:
     return {"points": points, "timings": timings, "targets": TARGETS}
 
 
-def meets(point: dict) -> bool:
-    return all(point[key] >= threshold for key, threshold in TARGETS.items())
+def holds(point: dict, key: str) -> bool:
+    """Whether a point meets one target (a figure it was not scored on does not)."""
+    return point[key] is not None and point[key] >= TARGETS[key]
+
+
+def meets(point: dict, keys=TARGETS) -> bool:
+    return all(holds(point, key) for key in keys)
+
+
+def cell(key: str, value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if key == FINE else f"{value:.0%}"
 
 
 def first_reached(curves: dict) -> list[dict]:
@@ -188,8 +206,9 @@ def first_reached(curves: dict) -> list[dict]:
                 continue
             row = {"source": source, "judge": JUDGES[source], "method": method}
             row["measured"] = [p["steps"] for p in line]
-            checks = {key: (lambda p, key=key: p[key] >= TARGETS[key]) for key in TARGETS}
+            checks = {key: (lambda p, key=key: holds(p, key)) for key in TARGETS}
             checks["all"] = meets
+            checks["earlier"] = lambda p: meets(p, EARLIER_TARGETS)
             for name, check in checks.items():
                 # Reached at S steps when it holds at S and at every measured count above S
                 # (a rate that dips again later was not reached for good).
@@ -203,11 +222,15 @@ def first_reached(curves: dict) -> list[dict]:
                     if reached is None
                     else {"steps": reached["steps"], "seconds_per_class": reached.get("seconds_per_class")}
                 )
+            if all(point[FINE] is None for point in line):
+                row[FINE] = row["all"] = "not measured"
             rows.append(row)
     return rows
 
 
-def _reached_cell(reached: dict | None) -> str:
+def _reached_cell(reached: dict | str | None) -> str:
+    if isinstance(reached, str):
+        return reached
     if reached is None:
         return "not reached"
     seconds = reached["seconds_per_class"]
@@ -232,7 +255,7 @@ def plot(curves: dict, path: Path) -> None:
             axis = axes[r, c]
             for method in CURVE_METHODS:
                 line = [p for p in curves["points"] if p["source"] == source and p["method"] == method]
-                line = [p for p in line if x_key in p]
+                line = [p for p in line if x_key in p and p[key] is not None]
                 if not line:
                     continue
                 axis.plot(
@@ -247,7 +270,10 @@ def plot(curves: dict, path: Path) -> None:
             axis.set_xscale("log", base=2)
             axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            axis.set_ylim(-0.03, 1.03)
+            if key == FINE:
+                axis.set_ylim(bottom=0.0)
+            else:
+                axis.set_ylim(-0.03, 1.03)
             axis.set_xlabel(x_label, fontsize=8)
             axis.tick_params(labelsize=7)
             if r == 0:
@@ -269,12 +295,18 @@ def points_table(curves: dict) -> list[str]:
     ]
     for p in curves["points"]:
         seconds = f"{p['seconds_per_class']:.1f}" if "seconds_per_class" in p else "-"
-        cells = " | ".join(f"{p[key]:.0%}" for key in FIGURES)
+        cells = " | ".join(cell(key, p[key]) for key in FIGURES)
         lines.append(
             f"| {p['source']} -> {p['judge']} | {NAMES.get(p['method'], p['method'])} | {p['steps']} | {p['images']} | {seconds} "
-            f"| {cells} | {'yes' if meets(p) else 'no'} |"
+            f"| {cells} | {_meets_cell(p)} |"
         )
     return lines
+
+
+def _meets_cell(point: dict) -> str:
+    if point[FINE] is None:
+        return "yes but fine detail not measured" if meets(point, EARLIER_TARGETS) else "no"
+    return "yes" if meets(point) else "no"
 
 
 def reached_table(curves: dict) -> list[str]:
@@ -282,11 +314,11 @@ def reached_table(curves: dict) -> list[str]:
     lines = [
         "| source -> judge | method | steps measured | "
         + " | ".join(FIGURES[key] for key in TARGETS)
-        + " | all targets |",
-        "|---|---|---|" + "---|" * len(TARGETS) + "---|",
+        + " | all but fine detail | all targets |",
+        "|---|---|---|" + "---|" * len(TARGETS) + "---|---|",
     ]
     for row in first_reached(curves):
-        cells = " | ".join(_reached_cell(row[key]) for key in [*TARGETS, "all"])
+        cells = " | ".join(_reached_cell(row[key]) for key in [*TARGETS, "earlier", "all"])
         measured = ", ".join(str(steps) for steps in row["measured"])
         lines.append(
             f"| {row['source']} -> {row['judge']} | {NAMES.get(row['method'], row['method'])} | {measured} | {cells} |"
@@ -331,7 +363,7 @@ def markdown(curves: dict, picture: str) -> str:
         "low-pass judge sees each image shrunk to 64 px and back.",
         "",
         "Targets (dotted lines): "
-        + ", ".join(f"{FIGURES[key]} >= {value:.0%}" for key, value in TARGETS.items())
+        + ", ".join(f"{FIGURES[key]} >= {cell(key, value)}" for key, value in TARGETS.items())
         + ".",
         "",
         f"![quality against steps and seconds, {curves['classes']} classes]({picture})",

@@ -73,11 +73,16 @@ def quality_lines(q: dict) -> list[str]:
         f"Settings (every method): {settings}, classes {classes} ({len(classes)}).",
         "",
         f"The 9 offline photos: high-frequency share {p['share_min']:.3f}-{p['share_max']:.3f}, "
-        f"slope {p['slope_min']:.2f} to {p['slope_max']:.2f}.",
+        f"slope {p['slope_min']:.2f} to {p['slope_max']:.2f}"
+        + (
+            f", fine-band kurtosis at 512 px {p['fine_min']:.1f}-{p['fine_max']:.1f}."
+            if "fine_min" in p
+            else "."
+        ),
         "",
         "| source -> judge | method | seeds | source top-1 | source p | judge top-1 | judge top-5 "
-        "| HF share median (min-max) | in photo range | slope | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| HF share median (min-max) | in photo range | slope | fine detail median (min-max) | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in q["table"]:
         seeds = r["settings"]["seeds"]
@@ -86,9 +91,16 @@ def quality_lines(q: dict) -> list[str]:
             f"| {r['source']} -> {r['judge']} | {NAMES.get(r['method'], r['method'])} | {seeds} | {r['source_top1']:.0%} | {r['source_confidence']:.2f} "
             f"| {r['judge_top1']:.0%} | {r['judge_top5']:.0%} | {r['hf_share_median']:.3f} "
             f"({r['hf_share_min']:.3f}-{r['hf_share_max']:.3f}) | {r['hf_in_photo_range']:.0%} "
-            f"| {r['slope_median']:.2f} | {r['seconds']:.0f} |"
+            f"| {r['slope_median']:.2f} | {_fine_cell(r)} | {r['seconds']:.0f} |"
         )
     return lines
+
+
+def _fine_cell(row: dict) -> str:
+    """The fine-band kurtosis of a row; rows scored before it was measured show a dash."""
+    if "fine_detail_median" not in row:
+        return "-"
+    return f"{row['fine_detail_median']:.1f} ({row['fine_detail_min']:.1f}-{row['fine_detail_max']:.1f})"
 
 
 def defaults_lines() -> list[str]:

@@ -1,19 +1,22 @@
 """How the quality benchmarks score a set of images: top-1 and confidence on the source model,
-top-1 and top-5 of the judge on the images and on their low-pass versions, and how photo-like
-their spectra are."""
+top-1 and top-5 of the judge on the images and on their low-pass versions, how photo-like
+their spectra are, and whether their finest detail is edges or noise (fine-band kurtosis)."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from xplique_maco.metrics import spectrum_statistics, target_confidence, transferability
+from xplique_maco.metrics import fine_detail, spectrum_statistics, target_confidence, transferability
 
 LOW_PASS_SIDE = 64
+# The photos' fine detail is measured at the size the benchmark renders at.
+FINE_DETAIL_SIDE = 512
 
 
 def photo_statistics() -> dict:
-    """The range of the high-frequency share and of the spectral slope over offline photos."""
+    """The range of the high-frequency share, of the spectral slope and of the fine-band kurtosis
+    (at `FINE_DETAIL_SIDE` pixels, resized antialiased) over offline photos."""
     import matplotlib.cbook
     import matplotlib.pyplot as plt
     from skimage import data
@@ -23,11 +26,17 @@ def photo_statistics() -> dict:
     photos += [*load_sample_images().images, plt.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))]
     shares = [float(spectrum_statistics(p[None] / 255.0)["high_frequency_share"][0]) for p in photos]
     slopes = [float(spectrum_statistics(p[None] / 255.0)["slope"][0]) for p in photos]
+    side = (FINE_DETAIL_SIDE, FINE_DETAIL_SIDE)
+    fine = [
+        float(fine_detail(tf.image.resize(p[None] / 255.0, side, antialias=True).numpy())[0]) for p in photos
+    ]
     return {
         "share_min": min(shares),
         "share_max": max(shares),
         "slope_min": min(slopes),
         "slope_max": max(slopes),
+        "fine_min": min(fine),
+        "fine_max": max(fine),
     }
 
 
@@ -57,4 +66,13 @@ def score(images, labels, source, judge, photos) -> dict:
             np.mean((shares >= photos["share_min"]) & (shares <= photos["share_max"]))
         ),
         "slope_median": float(np.median(stats["slope"])),
+        **_fine_figures(fine_detail(images)),
+    }
+
+
+def _fine_figures(kurtosis: np.ndarray) -> dict:
+    return {
+        "fine_detail_median": float(np.median(kurtosis)),
+        "fine_detail_min": float(kurtosis.min()),
+        "fine_detail_max": float(kurtosis.max()),
     }
