@@ -13,7 +13,7 @@ import pytest
 from helpers import SMALL_RENDER, assert_refused, hold_lock, manifest_entries, page_data, read_png
 from PIL import Image
 
-from xplique_maco import Channel, Neuron, evaluate
+from xplique_maco import Channel, Neuron, evaluate, maco
 from xplique_maco._api.evaluate import every_value
 from xplique_maco._apps import atlas as atlas_app
 from xplique_maco._apps import loading
@@ -80,6 +80,14 @@ def test_two_shards_equal_the_unsharded_job(model_file, tmp_path):
         mine = read_png(sharded / entry["files"]["image"]).astype(int)
         theirs = read_png(whole / entry["files"]["image"]).astype(int)
         assert np.abs(mine - theirs).max() <= 1
+
+
+def test_an_atlas_image_renders_again_alone_with_the_atlas_seed(model, tmp_path):
+    render_atlas(model, "conv2", [4, 1, 6], tmp_path, kind="channel", batch_size=3, seed=7, verbose=0, **TINY)
+    entry = next(entry for entry in manifest_entries(tmp_path) if entry["index"] == 6)
+    image, _ = maco(Channel(model, "conv2", 6), seed=7, verbose=0, **TINY)
+    saved = read_png(tmp_path / entry["files"]["image"]).astype(int)
+    assert np.abs(saved - np.round(image[0].numpy() * 255)).max() <= 1
 
 
 @pytest.mark.slow

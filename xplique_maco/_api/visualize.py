@@ -80,8 +80,9 @@ def maco(
         magnitude: None for the shipped natural spectrum (colour for 3 channels, grayscale
             otherwise), a `Spectrum` (e.g. from `compute_spectrum`), or a bare array
             (C, H, W // 2 + 1) of magnitudes of [0, 1]-scaled images. Resized to `image_shape`.
-        seed: Makes the result reproducible; item i of a batch uses (seed, i), so it gets the
-            same image whatever the rest of the batch is. None draws a seed.
+        seed: Makes the result reproducible. Each image's random stream is keyed on what it
+            renders (not on its position), so a unit gets the same image alone or anywhere in
+            any batch. None draws a seed.
         model_input_size: (height, width) crops are resized to. Defaults to the model's input
             size, or 224 x 224 when the model accepts any size.
         callbacks: `xplique_maco.Callback` instances (`History`, `Snapshots`, `Recorder`, your

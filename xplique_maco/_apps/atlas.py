@@ -95,8 +95,9 @@ def render_atlas(
         kind: "neuron" or "channel".
         shard: (I, N): render only objectives I, I + N, ... of `indices` (for job arrays).
         batch_size: Objectives rendered at once.
-        seed: Objective i of `indices` uses the random stream of position i, so shards,
-            resumed runs and the whole job give the same images.
+        seed: Each unit's random stream is keyed on the unit, so shards, resumed runs and the
+            whole job give the same images, and `maco(Neuron(model, layer, unit), seed=seed)`
+            at the same settings re-renders one of them alone.
         verbose: 1 shows a progress bar over the whole job.
         strategy: Optional `tf.distribute.Strategy`: each chunk is split across its replicas.
         page: Rebuild the folder's `index.html` (every unit of all shards, see `build_page`)

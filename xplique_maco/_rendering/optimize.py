@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from .._config.settings import Given
 from .._objectives.extractor import feature_model
+from .._objectives.keys import item_keys
 from .._objectives.objective import Objective
 from .._objectives.taps import image_input_shape
 from .chunk import run_chunk
@@ -43,7 +44,8 @@ def optimize(
         items: Batch positions to render (all by default).
         strategy: Splits each chunk across its replicas; None for the current one.
         streams: (batch size, 2) int64: the random stream of each batch position, for callers
-            that key images on what they render; None gives position i the stream (seed, i).
+            that key images their own way; None gives each image the stream (seed, its key), its
+            key saying what it renders (`_objectives.keys`).
 
     Returns:
         `(images, transparencies)` of `items`, in their order.
@@ -61,7 +63,7 @@ def optimize(
         plan=plan,
         parametrization=parametrization,
         source=parametrization.spectrum(source, input_shape[-1], plan.image_shape),
-        item_seeds=item_seeds(given.seed, objective.batch_size)
+        item_seeds=item_seeds(given.seed, item_keys(objective))
         if streams is None
         else _checked(streams, objective),
         strategy=strategy or tf.distribute.get_strategy(),
@@ -112,11 +114,11 @@ def _listed(chunks: list[np.ndarray]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(i) for i in chunk) for chunk in chunks)
 
 
-def item_seeds(seed: int | None, batch_size: int) -> np.ndarray:
-    """The random stream of each batch position: (seed, position); None draws a seed."""
+def item_seeds(seed: int | None, keys: np.ndarray) -> np.ndarray:
+    """The random stream of each image: (seed, its key); None draws a seed."""
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31))
-    return np.stack([np.full(batch_size, seed), np.arange(batch_size)], axis=1).astype(np.int64)
+    return np.stack([np.full(len(keys), seed), keys], axis=1).astype(np.int64)
 
 
 def batch_positions(items, batch_size: int, group: int = 1) -> np.ndarray:
