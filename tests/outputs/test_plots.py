@@ -58,6 +58,25 @@ def test_plots_return_axes_and_figures():
         plot_maco_grid(images, masks, titles=["a", "b"])
 
 
+def test_the_grid_honours_show_and_refuses_unknown_values():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 3))
+    masks = np.random.default_rng(1).uniform(size=(3, 16, 16, 1))
+    shown = [ax.get_images() for ax in plot_maco_grid(images, masks, columns=2, show="both").axes]
+    # Each image then its map, two images a row: 4 cells a row, the last two empty.
+    assert [len(cell) for cell in shown] == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert [cell[0].get_array().shape for cell in shown[:2]] == [(16, 16, 3), (16, 16)]
+    alpha = plot_maco_grid(images, masks, columns=2).axes[0].get_images()[0].get_array()
+    plain = plot_maco_grid(images, masks, columns=2, show="image").axes[0].get_images()[0].get_array()
+    assert alpha.shape == (16, 16, 4) and plain.shape == (16, 16, 3)
+    with pytest.raises(ValueError, match="`show` must be 'alpha', 'image' or 'both', received 'foo'"):
+        plot_maco_grid(images, masks, show="foo")
+    with pytest.raises(ValueError, match="needs the transparency maps"):
+        plot_maco_grid(images, show="both")
+
+
 def test_display_contrast_is_robust_and_optional():
     import matplotlib
 

@@ -202,14 +202,21 @@ def plot_maco_grid(
 ):
     """Shows a batch of visualisations in a grid with optional titles; returns the figure.
 
+    `show` is as in `plot_maco`: with "both", each image takes two cells of its row (the image,
+    then its transparency map), so a row holds `columns` images in twice as many cells.
+
     Example:
     >>> figure = plot_maco_grid(images, transparencies, titles=[classes[i] for i in indices])
     >>> figure.savefig("grid.png")
     """
     import matplotlib.pyplot as plt
 
+    if show not in ("alpha", "image", "both"):
+        raise ValueError(f"`show` must be 'alpha', 'image' or 'both', received {show!r}.")
     images = _numpy(images)
     count = len(images)
+    if show == "both" and transparencies is None:
+        raise ValueError("show='both' needs the transparency maps.")
     if count == 0:
         raise ValueError("plot_maco_grid needs at least one image.")
     if titles is not None and len(titles) != count:
@@ -217,25 +224,17 @@ def plot_maco_grid(
     if transparencies is not None and len(transparencies) != count:
         raise ValueError(f"Got {len(transparencies)} transparencies for {count} images.")
     columns = max(1, min(columns, count))
-    rows = -(-count // columns)
+    rows, cells = -(-count // columns), 2 if show == "both" else 1
     figure, axes = plt.subplots(
-        rows, columns, figsize=(size * columns, size * rows + 0.3 * rows), squeeze=False
+        rows, columns * cells, figsize=(size * columns * cells, size * rows + 0.3 * rows), squeeze=False
     )
-    for position, axis in enumerate(axes.flat):
-        if position >= count:
-            axis.axis("off")
-            continue
+    for axis in axes.flat[count * cells :]:
+        axis.axis("off")
+    for position in range(count):
+        first = position * cells
+        cell = list(axes.flat[first : first + cells]) if cells == 2 else axes.flat[first]
         mask = None if transparencies is None else transparencies[position]
         title = None if titles is None else titles[position]
-        plot_maco(
-            images[position],
-            mask,
-            values_range,
-            percentile,
-            "image" if show == "image" else "alpha",
-            title,
-            axis,
-            contrast,
-        )
+        plot_maco(images[position], mask, values_range, percentile, show, title, cell, contrast)
     figure.tight_layout()
     return figure
