@@ -232,6 +232,11 @@ def test_not_an_objective():
         maco(lambda x: x)
 
 
+def test_passing_the_model_itself_says_what_to_write_instead(model):
+    with pytest.raises(TypeError, match=r"received the model .* maco\(Neuron\(model, layer, index\)\)"):
+        maco(model)
+
+
 def chunked_with(**kwargs):
     """maco on four logits of the tiny classifier, one step, in chunks."""
     return lambda m: maco(Neuron(m, "logits", [0, 1, 2, 3]), nb_steps=1, **CHUNKED, **kwargs)

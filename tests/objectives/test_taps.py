@@ -271,6 +271,17 @@ def channels_first_model():
     return keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(inputs)))
 
 
+def test_the_channels_first_error_gives_a_wrapper_that_works():
+    original = channels_first_model()
+    with pytest.raises(ValueError, match=r"keras.Input\(\(32, 32, 3\)\).*Permute\(\(3, 1, 2\)\)") as error:
+        maco(Neuron(original, "out", 0), nb_steps=1, verbose=0)
+    assert "looks channels-first" in str(error.value)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, original(keras.layers.Permute((3, 1, 2))(inputs)))
+    images, _ = maco(Neuron(model, -1, 0), nb_steps=1, image_shape=(32, 32), nb_crops=1, verbose=0)
+    assert images.shape == (1, 32, 32, 3)
+
+
 def integer_input():
     inputs = keras.Input((16, 16, 3), dtype="uint8")
     x = keras.layers.Rescaling(1 / 255)(inputs)

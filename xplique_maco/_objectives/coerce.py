@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keras
+
 from .objective import Objective
 from .xplique import from_xplique, is_xplique
 
@@ -11,6 +13,12 @@ def objective_from(value) -> Objective:
     ours (checked); anything else is a TypeError naming what is accepted."""
     if is_xplique(value) and not isinstance(value, Objective):
         value = from_xplique(value)
+    if isinstance(value, keras.Model):
+        raise TypeError(
+            f"`objective` must be an Objective, received the model {value.name!r} itself. Say what "
+            "to maximise in it: maco(Neuron(model, layer, index)), for example Neuron(model, -1, "
+            "class_index) for a class logit, or Channel(model, layer, channel)."
+        )
     if not isinstance(value, Objective):
         raise TypeError(
             "`objective` must be an Objective (Neuron, Channel, Layer, Direction, Inversion, Custom, "

@@ -74,7 +74,9 @@ def image_input_shape(model: keras.Model) -> tuple:
     if channels > 4 and height is not None and height <= 4:
         raise ValueError(
             f"Model {model.name!r} input {shape} looks channels-first; MACO needs channels-last "
-            "(None, H, W, C) input."
+            f"(None, H, W, C) input. Wrap it in a model that takes channels-last images: "
+            f"inputs = keras.Input({(width, channels, height)}); "
+            "model = keras.Model(inputs, original(keras.layers.Permute((3, 1, 2))(inputs)))."
         )
     return shape
 
