@@ -91,7 +91,9 @@ def test_a_rewrapped_fixed_size_model_and_two_levels_of_nesting(photos):
     )
     deep = Direction(wrapped, "classifier/base/top", np.linspace(-1, 1, 16))
     assert deep.layer_names == ("classifier/base/top",)
-    assert rises(Neuron(wrapped, -1, 2)) and rises(deep)
+    assert rises(Neuron(wrapped, -1, 2)) and rises(
+        deep, steps=20
+    )  # a random base: the direction moves slowly
 
 
 def test_every_layer_runs_once_when_an_objective_reads_inside_and_after_the_base(photos):
@@ -116,7 +118,9 @@ def test_a_name_only_inside_a_nested_model_says_which_model_and_the_path():
         Channel(outer, "block", 0)
     message = str(raised.value)
     assert "inside the nested model 'base'" in message and "layer='base/block'" in message
-    with pytest.raises(ValueError, match="Layer 'base/blok' not found in model 'base'.*Did you mean 'block'"):
+    with pytest.raises(
+        ValueError, match="Layer 'base/blok' not found in model 'base'.*Did you mean 'base/block'"
+    ):
         Channel(outer, "base/blok", 0)
 
 
@@ -280,6 +284,19 @@ def test_the_channels_first_error_gives_a_wrapper_that_works():
     model = keras.Model(inputs, original(keras.layers.Permute((3, 1, 2))(inputs)))
     images, _ = maco(Neuron(model, -1, 0), nb_steps=1, image_shape=(32, 32), nb_crops=1, verbose=0)
     assert images.shape == (1, 32, 32, 3)
+
+
+def test_a_misspelled_nested_layer_suggests_a_full_path_that_works():
+    inner_input = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="block_6_expand")(inner_input)
+    inner = keras.Model(inner_input, keras.layers.Conv2D(4, 3, name="block_6_project")(x), name="base")
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inner(inputs)))
+    for typed in ("base/block_6_expnd", "block_6_expnd"):
+        with pytest.raises(ValueError, match="Did you mean 'base/block_6_expand'") as error:
+            Channel(model, typed, 0)
+        suggested = str(error.value).split("Did you mean ")[1].split("'")[1]
+        assert Channel(model, suggested, 0).layer_names == ("base/block_6_expand",)
 
 
 def integer_input():

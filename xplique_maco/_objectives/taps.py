@@ -111,7 +111,7 @@ def _by_path(model: keras.Model, text: str) -> tuple[tuple, list[str]]:
         else:
             call = int(number)
         if name not in by_name:
-            raise ValueError(_not_found(current, model, name, text))
+            raise ValueError(_not_found(current, model, name, text, keys))
         operation = by_name[name]
         node, key = _choose_call(current, operation, call, keys)
         route.append(node)
@@ -127,21 +127,25 @@ def _by_path(model: keras.Model, text: str) -> tuple[tuple, list[str]]:
     return tuple(route), keys
 
 
-def _not_found(current: keras.Model, outer: keras.Model, name: str, text: str) -> str:
+def _not_found(current: keras.Model, outer: keras.Model, name: str, text: str, prefix: list[str]) -> str:
+    """Where the layer is if it is nested deeper; else the closest names, as full paths that work."""
     names = [operation.name for operation in operation_calls(current)]
     nested = ["/".join(keys) for _, keys in occurrences(current, lambda node: node.operation.name == name)]
     where = f"model {current.name!r}" + ("" if current is outer else f" (inside {outer.name!r})")
+    full = ["/".join([*prefix, path]) for path in nested]
     if nested:
-        owners = sorted({path.rsplit("/", 1)[0] for path in nested})
+        owners = sorted({path.rsplit("/", 1)[0] for path in full})
         return (
             f"Layer {text!r} is not a layer of {where}: it is inside the nested model "
             f"{' and '.join(repr(o) for o in owners)}. Reach it by its path, "
-            f"layer={' or '.join(repr(p) for p in nested)}, or pass the layer object."
+            f"layer={' or '.join(repr(p) for p in full)}, or pass the layer object."
         )
-    close = difflib.get_close_matches(name, names, n=3)
-    hint = f" Did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
-    listed = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
-    return f"Layer {text!r} not found in {where}.{hint} Available layers: {listed}."
+    deeper = {"/".join(keys): keys[-1] for _, keys in occurrences(current, lambda node: True)}
+    close = difflib.get_close_matches(name, list(dict.fromkeys([*names, *deeper.values()])), n=3)
+    paths = sorted((p for p, last in deeper.items() if last in close), key=lambda p: close.index(deeper[p]))
+    hint = f" Did you mean {' or '.join(repr('/'.join([*prefix, p])) for p in paths[:3])}?" if close else ""
+    listed = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    return f"Layer {text!r} not found in {where}.{hint} Its layers: {listed}."
 
 
 def _by_object(model: keras.Model, target) -> tuple[tuple, list[str]]:
