@@ -46,6 +46,9 @@ def test_render_writes_files_and_manifest_then_resumes_without_rewriting(model_f
         str(tmp_path),
     ]
     assert main(args + SMALL_RENDER) == 0
+    log = capsys.readouterr().out
+    # Not a terminal: the progress is plain lines, with no colour codes for a log file.
+    assert "3/4 objectives\n4/4 objectives\n" in log and "\x1b[" not in log
     entries = manifest_entries(tmp_path)
     assert sorted(entry["index"] for entry in entries) == [0, 1, 2, 3]
     entry = entries[0]
@@ -58,7 +61,7 @@ def test_render_writes_files_and_manifest_then_resumes_without_rewriting(model_f
     # Everything finished: nothing is rendered or rewritten (splitting the crops into several
     # model passes changes how, not what, so the folder's settings still match).
     assert main(args + SMALL_RENDER + ["--crops-per-pass", "6"]) == 0
-    assert "Rendered 0 objectives" in capsys.readouterr().out
+    assert "Rendered 0 objectives (4 of this shard's 4 were already finished)" in capsys.readouterr().out
     assert {path: path.stat().st_mtime_ns for path in tmp_path.glob("*.png")} == modified
     assert len(manifest_entries(tmp_path)) == 4
 
@@ -219,7 +222,7 @@ def test_a_folder_rendered_before_glances_were_the_default_resumes_with_glance_0
         in capsys.readouterr().err
     )
     assert main(args + SMALL_RENDER + ["--glance", "0"]) == 0
-    assert "Rendered 0 objectives" in capsys.readouterr().out
+    assert "Rendered 0 objectives (4 of this shard's 4 were already finished)" in capsys.readouterr().out
     assert {path: path.read_bytes() for path in tmp_path.glob("*.png")} == before
 
 

@@ -30,6 +30,7 @@ from .._objectives.taps import image_input_shape
 from .._outputs.callbacks import FinalValues
 from .._outputs.page import build_page, check_page_folder, read_labels
 from .._outputs.plots import write_unit
+from .._outputs.progress import work_progress
 from .examples import example_pool, top_examples, write_examples
 
 __all__ = ["render_atlas"]
@@ -132,7 +133,7 @@ def render_atlas(
         pending = _pending(indices, shard, finished_indices(output, settings, _UNRECORDED))
         if pending and images is not None:
             job.examples = _examples(objective, images, nb_examples, values_range, seed, maco_settings)
-        progress = keras.utils.Progbar(len(pending)) if verbose and pending else None
+        progress = work_progress(len(pending), "objectives") if verbose and pending else None
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
             final = FinalValues()

@@ -124,7 +124,13 @@ def _render_atlas(args: argparse.Namespace, indices: list[int], shard: tuple[int
         print("\nInterrupted: finished images are kept; rerun the same command to resume.", file=sys.stderr)
         return 130
     elapsed = time.perf_counter() - start
-    print(f"Rendered {len(entries)} objectives into {Path(args.output).resolve()} in {elapsed:.0f} s")
+    mine = sum(1 for position in range(len(indices)) if position % shard[1] == shard[0])
+    before = (
+        f" ({mine - len(entries)} of this shard's {mine} were already finished)"
+        if len(entries) < mine
+        else ""
+    )
+    print(f"Rendered {len(entries)} objectives{before} into {Path(args.output).resolve()} in {elapsed:.0f} s")
     if not args.no_page:
         print(f"Browse them: {(Path(args.output) / 'index.html').resolve().as_uri()}")
     return 0

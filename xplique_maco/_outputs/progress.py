@@ -53,3 +53,24 @@ def with_progress(callbacks: Sequence[Callback] | None, verbose) -> list[Callbac
     if verbose == 1 or (verbose == "auto" and interactive()):
         listeners.append(ProgressBar())
     return listeners
+
+
+class _Count:
+    """Finished work counted one plain line per update: no terminal codes in a redirected log."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.what, self.done = total, what, 0
+
+    def add(self, count: int) -> None:
+        self.done += count
+        print(f"{self.done}/{self.total} {self.what}", flush=True)
+
+
+def work_progress(total: int, what: str):
+    """A progress bar over `total` pieces of work (objects with `add(count)`): Keras's bar in a
+    terminal or a notebook, plain lines ("3/8 objectives") elsewhere, such as a log file."""
+    if interactive():
+        import keras
+
+        return keras.utils.Progbar(total)
+    return _Count(total, what)

@@ -22,6 +22,7 @@ from ..._objectives.kinds.direction import Direction
 from ..._objectives.kinds.units import Neuron
 from ..._objectives.taps import LayerLike, Tap, find_tap, image_input_shape
 from ..._outputs.callbacks import FinalValues
+from ..._outputs.progress import work_progress
 from ..._rendering.optimize import optimize
 from ..._rendering.parametrization import MagnitudeConstrained
 from ..._rendering.plan import make_plan
@@ -351,7 +352,7 @@ class _Run:
 
 
 def _batches(sources, size: int, verbose: int):
-    progress = keras.utils.Progbar(len(sources)) if verbose and sources else None
+    progress = work_progress(len(sources), "images rendered") if verbose and sources else None
     for start in range(0, len(sources), size):
         yield sources[start : start + size]
         if progress is not None:
