@@ -15,6 +15,7 @@ from .._objectives.kinds.inversion import Inversion
 from .._objectives.objective import Objective
 from .._objectives.taps import LayerLike, find_tap, image_input_shape
 from .._outputs.progress import with_progress
+from .._outputs.stalled import WarnStalled
 from .._rendering.events import Callback
 from .._rendering.optimize import optimize
 from .._rendering.photo import PhotoSeeded, PhotoSeeds
@@ -107,7 +108,7 @@ def accentuate(
     objective = objective + closeness * Inversion(objective.model, layer, _reference(photos, size))
     photos = np.repeat(photos, objective.batch_size // len(photos), axis=0)
     seeds = PhotoSeeds.from_photos(photos, given.values_range)
-    callbacks = with_progress(callbacks, verbose)
+    callbacks = [*with_progress(callbacks, verbose), WarnStalled()]
     return optimize(objective, given, PhotoSeeded(), seeds, callbacks, items, strategy)
 
 

@@ -11,6 +11,7 @@ from .._config.settings import Given
 from .._objectives.coerce import objective_from
 from .._objectives.objective import Objective
 from .._outputs.progress import with_progress
+from .._outputs.stalled import WarnStalled
 from .._rendering.events import Callback
 from .._rendering.optimize import optimize
 from .._rendering.parametrization import FourierBaseline, MagnitudeConstrained
@@ -131,7 +132,7 @@ def maco(
     """
     given = Given.of(locals())
     objective = objective_from(objective)
-    callbacks = with_progress(callbacks, verbose)
+    callbacks = [*with_progress(callbacks, verbose), WarnStalled()]
     return optimize(objective, given, MagnitudeConstrained(), magnitude, callbacks, items, strategy)
 
 
@@ -170,5 +171,5 @@ def fourier(
     """
     given = Given.of(locals())
     objective = objective_from(objective)
-    callbacks = with_progress(callbacks, verbose)
+    callbacks = [*with_progress(callbacks, verbose), WarnStalled()]
     return optimize(objective, given, FourierBaseline(), None, callbacks, items, strategy)

@@ -161,7 +161,9 @@ class _Step:
                 with tape.stop_recording():
                     scale = _gradient_scale(self._total_of, outputs, arguments, batch_size)
                 total = total * scale
-        part = tape.gradient(total, crops.sources)
+        # An objective the input does not reach (a stop-gradient, an integer cast) has no gradient:
+        # zeros, not None, which the image's backward pass would read as ones.
+        part = tape.gradient(total, crops.sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         if self.float16:
             part = part / scale
         return value, part

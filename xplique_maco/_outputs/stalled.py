@@ -1,0 +1,88 @@
+"""A warning for the images whose objective never moved: said at the end of a run, not hidden in
+a noise image.
+
+Two cases, told apart because they have different causes and fixes:
+
+- **the image never changed** (its first and last images are equal): the objective's gradient
+  with respect to the image was zero at every step. A unit behind a ReLU that is off for every
+  image (a dead unit), a layer not reached from the input, a stop-gradient, an argmax or an
+  integer cast inside the model.
+- **the values vanished** (every value measured is below `VANISHED` in magnitude): the image moved
+  (the optimiser normalises the gradient) but the objective stayed at nothing, as with an
+  untrained or collapsed model whose activations vanish.
+
+Only the first and last steps are fetched (values and images), once per chunk.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._rendering.events import Callback, RunInfo, StepInfo
+
+# Objective values below this in magnitude at every fetched step count as vanished.
+VANISHED = 1e-8
+# Items named in one warning; the rest are counted.
+_SHOWN = 8
+
+
+class StalledWarning(UserWarning):
+    """Some images' objective never moved (see `xplique_maco._outputs.stalled`)."""
+
+
+class WarnStalled(Callback):
+    """Warns at the end of a run about the items whose objective never moved (module docstring)."""
+
+    def on_start(self, run: RunInfo) -> None:
+        self.items, self.last = run.items, run.nb_steps - 1
+        self.values = np.zeros((2, run.batch_size))
+        self.first_images: dict[int, np.ndarray] = {}
+        self.unchanged = np.zeros(run.batch_size, bool)
+
+    def wants_step(self, index: int) -> bool:
+        return self.last > 0 and index in (0, self.last)
+
+    def on_step(self, step: StepInfo) -> None:
+        images = step.images()
+        if step.index == 0:
+            self.values[0, step.columns] = step.values
+            self.first_images[step.chunk] = images
+            return
+        self.values[1, step.columns] = step.values
+        first = self.first_images.pop(step.chunk)
+        if first.shape == images.shape:  # an item stopped early leaves the chunk smaller
+            self.unchanged[step.columns] = np.all(first == images, axis=(1, 2, 3))
+
+    def on_end(self, images, transparencies) -> None:
+        if self.last <= 0:
+            return
+        vanished = np.all(np.abs(self.values) < VANISHED, axis=0) & ~self.unchanged
+        if self.unchanged.any():
+            warnings.warn(
+                f"The objective of {self._named(self.unchanged)} never moved: each image is the starting "
+                "noise, because the objective's gradient was zero at every step. Likely causes: a dead "
+                "unit (behind a ReLU that is off for every image: try another unit, or a layer before "
+                "the ReLU), a layer the input does not reach, or a stop-gradient, argmax or integer "
+                "cast between the input and the layer.",
+                StalledWarning,
+                stacklevel=5,
+            )
+        if vanished.any():
+            warnings.warn(
+                f"The objective of {self._named(vanished)} stayed below {VANISHED:g} at every step: "
+                "each image is noise. Likely causes: an untrained or collapsed model (its activations "
+                "vanish: check it on a photo with `evaluate`), or a unit that is nearly dead.",
+                StalledWarning,
+                stacklevel=5,
+            )
+
+    def _named(self, mask: np.ndarray) -> str:
+        positions = np.flatnonzero(mask)
+        shown = ", ".join(
+            f"{self.items[p]} ({self.values[0, p]:.3g} -> {self.values[1, p]:.3g})"
+            for p in positions[:_SHOWN]
+        )
+        more = f" and {len(positions) - _SHOWN} more" if len(positions) > _SHOWN else ""
+        return f"item{'s' if len(positions) > 1 else ''} {shown}{more} (value at the first step -> the last)"
