@@ -4,8 +4,7 @@ import warnings
 
 import keras
 
-from xplique_maco import Channel, Custom, Neuron, maco
-from xplique_maco._outputs.stalled import StalledWarning
+from xplique_maco import Channel, Custom, Neuron, StalledWarning, maco
 
 SETTINGS = dict(nb_steps=6, image_shape=(32, 32), nb_crops=2, seed=0, verbose=0)
 
