@@ -34,6 +34,7 @@ _PUBLIC = {
     "_outputs.callbacks": ("History", "Snapshots", "Recorder", "EarlyStopping"),
     "_outputs.plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
     "_outputs.stalled": ("StalledWarning",),
+    "_outputs.tensorboard": ("TensorBoard",),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 _MODULES = ("metrics", "zoo", "atlas")
@@ -77,6 +78,7 @@ if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do 
     from ._outputs.callbacks import EarlyStopping, History, Recorder, Snapshots
     from ._outputs.plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
     from ._outputs.stalled import StalledWarning
+    from ._outputs.tensorboard import TensorBoard
     from ._rendering.events import Callback, RunInfo, StepInfo
     from ._rendering.optimizers import SGD, Adam, Nadam
     from ._rendering.spectrum import Spectrum, load_spectrum, natural_spectrum
