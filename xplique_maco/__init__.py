@@ -35,6 +35,7 @@ _PUBLIC = {
     "_outputs.plots": ("plot_maco", "plot_maco_grid", "save_image", "save_rgba", "to_uint8"),
     "_outputs.stalled": ("StalledWarning",),
     "_outputs.tensorboard": ("TensorBoard",),
+    "_outputs.preview": ("Preview",),
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
 _MODULES = ("metrics", "zoo", "atlas")
@@ -77,6 +78,7 @@ if TYPE_CHECKING:  # for editors, type checkers and the API reference, which do 
     from ._objectives.xplique import from_craft, from_xplique
     from ._outputs.callbacks import EarlyStopping, History, Recorder, Snapshots
     from ._outputs.plots import plot_maco, plot_maco_grid, save_image, save_rgba, to_uint8
+    from ._outputs.preview import Preview
     from ._outputs.stalled import StalledWarning
     from ._outputs.tensorboard import TensorBoard
     from ._rendering.events import Callback, RunInfo, StepInfo

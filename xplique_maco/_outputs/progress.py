@@ -9,6 +9,7 @@ import numpy as np
 
 from .._config import checks
 from .._rendering.events import Callback, RunInfo, StepInfo, every_and_last
+from .preview import Preview
 
 
 class ProgressBar(Callback):
@@ -40,19 +41,27 @@ class ProgressBar(Callback):
 
 def interactive() -> bool:
     """True in a terminal or a Jupyter kernel: where a progress bar is welcome by default."""
-    if "ipykernel" in sys.modules:
+    if in_notebook():
         return True
     return bool(getattr(sys.stdout, "isatty", lambda: False)())
 
 
 def with_progress(callbacks: Sequence[Callback] | None, verbose) -> list[Callback]:
     """The user's callbacks, and a progress bar when `verbose` asks for one (1, or "auto" in a
-    terminal or a notebook)."""
+    terminal or a notebook); in a notebook also a live `Preview` of the images, unless the user
+    gave one."""
     verbose = checks.verbose(verbose)
     listeners = list(callbacks or [])
     if verbose == 1 or (verbose == "auto" and interactive()):
         listeners.append(ProgressBar())
+        if in_notebook() and not any(isinstance(listener, Preview) for listener in listeners):
+            listeners.append(Preview())
     return listeners
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel, where a live picture of the images can be shown."""
+    return "ipykernel" in sys.modules
 
 
 class _Count:
