@@ -3,6 +3,7 @@ quality figures, on a few classes at 512 px (issue 35's probe).
 
 Run: python -m benchmarks.fine_detail NAME '{"crop_size": [0.1, 0.5]}' [--classes 323 954 130 980]
      python -m benchmarks.fine_detail NAME '{}' --spectrum-scale 0.5   (the photos' spectrum at half size)
+     python -m benchmarks.fine_detail --picture NAME NAME ...   (results/fine_detail.jpg)
 
 NAME labels the row. Renders the classes of EfficientNet-Lite0 at the given `maco` settings
 (seed 0), and appends to results/fine_detail.jsonl: the median fine-band kurtosis (the
@@ -67,15 +68,40 @@ def photos_spectrum(scale: float):
     return compute_spectrum(small, size=side, values_range=(0, 255))
 
 
+def picture(names: list[str], crop: int = 128) -> None:
+    """results/fine_detail.jpg: per setting, a row of the images shrunk to 200 px, then a row of
+    the centre `crop` pixels of each at full size (enlarged, nearest), to judge the detail by eye."""
+    import cv2
+
+    rows = []
+    for name in names:
+        images = np.load(PARTS / f"fine_detail_{name}.npz")["images"]
+        rows.append(
+            np.concatenate([cv2.resize(i, (200, 200), interpolation=cv2.INTER_AREA) for i in images], 1)
+        )
+        top = (images.shape[1] - crop) // 2
+        centre = np.concatenate([i[top : top + crop, top : top + crop] for i in images], 1)
+        rows.append(cv2.resize(centre, None, fx=200 / crop, fy=200 / crop, interpolation=cv2.INTER_NEAREST))
+    cv2.imwrite(
+        str(RESULTS / "fine_detail.jpg"), np.concatenate(rows, 0)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("name")
-    parser.add_argument("settings", help="maco keyword arguments as JSON")
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("settings", nargs="?", default="{}", help="maco keyword arguments as JSON")
     parser.add_argument("--classes", type=int, nargs="+", default=CLASSES)
     parser.add_argument("--spectrum-scale", type=float, default=None)
+    parser.add_argument("--picture", nargs="+", metavar="NAME", help="the picture of these runs' images")
     args = parser.parse_args()
+    if args.picture:
+        picture(args.picture)
+        return
+    if args.name is None:
+        parser.error("give a NAME and its settings, or --picture NAME ...")
     settings = json.loads(args.settings)
     if args.spectrum_scale is not None:
         settings["magnitude"] = photos_spectrum(args.spectrum_scale)
