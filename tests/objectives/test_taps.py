@@ -367,19 +367,19 @@ ERRORS = [
             )
         ),
         ValueError,
-        "has 2 inputs",
-        id="several inputs",
+        "has 2 image inputs left free",
+        id="two image inputs",
     ),
     pytest.param(
         rendering(two_input_model),
         ValueError,
-        "has 2 inputs; MACO needs a model with a single image input",
-        id="an image and a vector input",
+        "and needs the value of every other one. Missing: ",
+        id="an image and a vector input, the vector not given",
     ),
     pytest.param(
         rendering(vector_model),
         ValueError,
-        "takes input of shape (None, 10), which is not an image",
+        "of shape (None, 10), which is not an image",
         id="vector input",
     ),
     pytest.param(

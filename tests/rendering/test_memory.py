@@ -178,8 +178,8 @@ def test_the_cost_per_crop_is_measured_where_the_allocator_keeps_a_peak(monkeypa
 
     real_probe = _memory._probe
 
-    def probe(extractor):
-        run = real_probe(extractor)
+    def probe(extractor, others=()):
+        run = real_probe(extractor, others)
 
         def measured(crops):
             state["peak"] = state["current"] + 7_000 * crops.shape[0]  # what the allocator would see

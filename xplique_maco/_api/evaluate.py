@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 from .._objectives.coerce import objective_from
-from .._objectives.extractor import feature_model
+from .._objectives.extractor import feature_model, features
 from .._objectives.objective import Objective, term_values
+from .._objectives.taps import defined_inputs, not_an_image
 
 
 def evaluate(objective: Objective, inputs) -> np.ndarray:
@@ -16,7 +20,9 @@ def evaluate(objective: Objective, inputs) -> np.ndarray:
     Args:
         objective: An objective with batch size N (or an Xplique objective, see `from_xplique`).
         inputs: (N, H, W, C) or (N * K, H, W, C) images at the model's input size; with K
-            inputs per item, values are averaged over them.
+            inputs per item, values are averaged over them. For a model with several inputs, a
+            dict with every input by name (`{"image": images, "meta": rows}`): the other inputs
+            have as many rows as the images, or one row for all of them.
 
     Returns:
         A numpy array (N,) of objective values.
@@ -25,19 +31,51 @@ def evaluate(objective: Objective, inputs) -> np.ndarray:
     >>> evaluate(Neuron(model, -1, [3, 5]), images)  # images (2, 32, 32, 3)
     """
     objective = objective_from(objective)
-    inputs = tf.convert_to_tensor(inputs, tf.float32)
     batch_size = objective.batch_size
-    if inputs.shape.rank != 4 or inputs.shape[0] % batch_size:
+    if isinstance(inputs, Mapping):
+        image, images, others = _by_name(objective, inputs)
+        extractor = feature_model(objective.model, objective.taps, image=image)
+    else:
+        images, others = tf.convert_to_tensor(inputs, tf.float32), []
+        extractor = feature_model(objective.model, objective.taps)
+    if images.shape.rank != 4 or images.shape[0] % batch_size:
         raise ValueError(
             f"`inputs` must be (N * K, H, W, C) with N = {batch_size} the objective's batch size; "
-            f"received shape {tuple(inputs.shape)}."
+            f"received shape {tuple(images.shape)}."
         )
-    outputs = feature_model(objective.model, objective.taps)(inputs, training=False)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    outputs = features(extractor, images, others)
     activations = dict(zip(objective.layer_names, outputs, strict=True))
     arguments = tf.nest.map_structure(tf.convert_to_tensor, objective.arguments())
     values = term_values(objective.signature, activations, arguments, batch_size)
     return tf.reduce_mean(values, axis=1).numpy()
+
+
+def _by_name(objective: Objective, inputs: Mapping) -> tuple[int, tf.Tensor, list[tf.Tensor]]:
+    """Every input of the model from a dict by name: the position of the first image input, its
+    images (float32), and the other inputs in the model's order, one row broadcast to all."""
+    model = objective.model
+    tensors = defined_inputs(model)
+    names = [tensor.name for tensor in tensors]
+    if sorted(inputs) != sorted(names):
+        raise ValueError(
+            f"`inputs` as a dict must hold every input of model {model.name!r} by name, {names}; "
+            f"received {sorted(inputs)}."
+        )
+    image = next((i for i, tensor in enumerate(tensors) if not_an_image(model, tensor) is None), 0)
+    images = tf.convert_to_tensor(inputs[names[image]], tf.float32)
+    rows = int(images.shape[0]) if images.shape.rank else 1
+    others = []
+    for tensor in tensors[:image] + tensors[image + 1 :]:
+        value = np.asarray(inputs[tensor.name]).astype(keras.backend.standardize_dtype(tensor.dtype))
+        if value.ndim == len(tensor.shape) - 1:
+            value = value[None]
+        if len(value) not in (1, rows):
+            raise ValueError(
+                f"`inputs[{tensor.name!r}]` has {len(value)} rows; give {rows} (one per row of "
+                f"{names[image]!r}) or 1 (for all of them)."
+            )
+        others.append(tf.convert_to_tensor(np.repeat(value, rows, axis=0) if len(value) == 1 else value))
+    return image, images, others
 
 
 # Floats of tiled activations per call of the objective's reduction: bounds the memory of `every_value`.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from .._config.defaults import FOURIER, MACO
@@ -39,6 +40,7 @@ def maco(
     strategy: tf.distribute.Strategy | None = None,
     crops_per_pass: int | None = None,
     glance: float = MACO.glance,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Feature visualisation by MAgnitude Constrained Optimisation (Fel et al., 2023).
 
@@ -122,6 +124,11 @@ def maco(
             glances, 0 turns them off. What they change, measured, is on the documentation's
             metrics page ("How the defaults were chosen"). Glances lower the objective values
             reported along the way, as part of the crops are blurred.
+        inputs: For a model with several inputs (an image and a metadata vector, say), the
+            value of every input but the image, by input name: `{"meta": array}`, one row for
+            every image (with or without its batch axis) or one row per image. The image input
+            is the one left out. A siamese model's second image is fixed the same way, which
+            says which one to optimise. Each crop enters the model with its image's rows.
 
     Returns:
         `(images, transparencies)`: tf.Tensors (N, H, W, C) within `values_range` and
@@ -133,7 +140,9 @@ def maco(
     given = Given.of(locals())
     objective = objective_from(objective)
     callbacks = [*with_progress(callbacks, verbose), WarnStalled()]
-    return optimize(objective, given, MagnitudeConstrained(), magnitude, callbacks, items, strategy)
+    return optimize(
+        objective, given, MagnitudeConstrained(), magnitude, callbacks, items, strategy, inputs=inputs
+    )
 
 
 def fourier(
@@ -157,6 +166,7 @@ def fourier(
     strategy: tf.distribute.Strategy | None = None,
     crops_per_pass: int | None = None,
     glance: float = FOURIER.glance,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The classic Fourier feature visualisation (Olah et al., 2017), as a baseline for MACO.
 
@@ -172,4 +182,4 @@ def fourier(
     given = Given.of(locals())
     objective = objective_from(objective)
     callbacks = [*with_progress(callbacks, verbose), WarnStalled()]
-    return optimize(objective, given, FourierBaseline(), None, callbacks, items, strategy)
+    return optimize(objective, given, FourierBaseline(), None, callbacks, items, strategy, inputs=inputs)

@@ -66,23 +66,37 @@ def _by_id(routes: list[tuple], key: int):
     return next(route[0] for route in routes if id(route[0]) == key)
 
 
-def feature_model(model: keras.Model, taps: tuple[Tap, ...]) -> keras.Model:
+def feature_model(model: keras.Model, taps: tuple[Tap, ...], image: int | None = None) -> keras.Model:
     """A cached keras.Model mapping the model's input to the output of each tap, in order.
 
     Args:
         model: The model the taps were found in.
         taps: Distinct taps.
+        image: For a model with several inputs, the image input's position in `model.inputs`: the
+            feature model then takes `[image, *the other inputs in the model's order]`. None: the
+            model must have a single image input.
 
     Returns:
         A keras.Model with one output per tap; each layer of `model` runs once in it.
     """
-    image_input_shape(model)
+    if image is None:
+        image_input_shape(model)
+        entry = model.inputs[0]
+    else:
+        entry = [model.inputs[image], *(t for i, t in enumerate(model.inputs) if i != image)]
+        entry = entry[0] if len(entry) == 1 else entry
     per_model = _CACHE.setdefault(model, {})
-    key = tuple(tap.key for tap in taps)
+    key = (tuple(tap.key for tap in taps), image or 0)
     if key not in per_model:
         outputs = _read(model, [tap.route for tap in taps])
-        per_model[key] = keras.Model(model.inputs[0], outputs, name=f"{model.name}_features")
+        per_model[key] = keras.Model(entry, outputs, name=f"{model.name}_features")
     return per_model[key]
+
+
+def features(extractor: keras.Model, images, others=()) -> list:
+    """The extractor's outputs (always a list) on `images` and the other inputs' rows `others`."""
+    outputs = extractor([images, *others] if others else images, training=False)
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def computes_in_float16(model: keras.Model) -> bool:

@@ -35,13 +35,8 @@ class Tap:
     route: tuple
 
 
-def image_input_shape(model: keras.Model) -> tuple:
-    """The model's single image input shape (None, H, W, C), checked.
-
-    Raises:
-        ValueError: if the model has several inputs, or an input that is not an image
-            (rank 4, channels last, known number of channels).
-    """
+def defined_inputs(model: keras.Model) -> list:
+    """The model's symbolic inputs, or a clear error when it has none (a model never built)."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"Expected a keras.Model, received {type(model).__name__}.")
     try:
@@ -53,32 +48,72 @@ def image_input_shape(model: keras.Model) -> tuple:
             f"Model {model.name!r} has no defined input. Build it on a keras.Input "
             "(e.g. keras.Sequential([keras.Input((224, 224, 3)), ...]))."
         )
-    if len(inputs) != 1:
-        raise ValueError(
-            f"Model {model.name!r} has {len(inputs)} inputs; MACO needs a model with a single "
-            "image input (None, H, W, C). Wrap it in a keras.Model that fixes the other inputs."
-        )
-    shape = tuple(inputs[0].shape)
+    return list(inputs)
+
+
+def not_an_image(model: keras.Model, tensor) -> str | None:
+    """Why the input `tensor` of `model` cannot be the image MACO optimises, or None when it can
+    (rank 4, channels last, known channels, floating point)."""
+    shape = tuple(tensor.shape)
+    name = getattr(tensor, "name", "input")
     if len(shape) != 4 or shape[-1] is None:
-        raise ValueError(
-            f"Model {model.name!r} takes input of shape {shape}, which is not an image. "
+        return (
+            f"Model {model.name!r} takes input {name!r} of shape {shape}, which is not an image. "
             "Accepted: (None, H, W, C), channels last, with C known (H and W may be None)."
         )
-    dtype = str(getattr(inputs[0], "dtype", "float32"))
+    dtype = str(getattr(tensor, "dtype", "float32"))
     if not dtype.startswith(("float", "bfloat")):
-        raise ValueError(
-            f"Model {model.name!r} takes {dtype} input; MACO optimises images by gradient and "
+        return (
+            f"Model {model.name!r} takes {dtype} input {name!r}; MACO optimises images by gradient and "
             "needs a floating-point input. Wrap the model in one that takes float32 and casts."
         )
     height, width, channels = shape[1:]
     if channels > 4 and height is not None and height <= 4:
-        raise ValueError(
+        return (
             f"Model {model.name!r} input {shape} looks channels-first; MACO needs channels-last "
             f"(None, H, W, C) input. Wrap it in a model that takes channels-last images: "
             f"inputs = keras.Input({(width, channels, height)}); "
             "model = keras.Model(inputs, original(keras.layers.Permute((3, 1, 2))(inputs)))."
         )
-    return shape
+    return None
+
+
+def image_input_shape(model: keras.Model) -> tuple:
+    """The model's single image input shape (None, H, W, C), checked.
+
+    Raises:
+        ValueError: if the model has several inputs, or an input that is not an image
+            (rank 4, channels last, known number of channels).
+    """
+    inputs = defined_inputs(model)
+    if len(inputs) != 1:
+        names = ", ".join(repr(tensor.name) for tensor in inputs)
+        raise ValueError(
+            f"Model {model.name!r} has {len(inputs)} inputs ({names}); this needs a model with a "
+            "single image input (None, H, W, C). `maco` and `fourier` fix the other inputs with "
+            "`inputs={name: array}`, and `evaluate` takes every input by name; elsewhere, wrap the "
+            "model in a keras.Model that fixes the other inputs."
+        )
+    problem = not_an_image(model, inputs[0])
+    if problem:
+        raise ValueError(problem)
+    return tuple(inputs[0].shape)
+
+
+def check_has_image_input(model: keras.Model) -> None:
+    """Checks that `model` has an input an objective's image can enter: its only input, checked as
+    `image_input_shape` does, or with several inputs at least one image-shaped one (which one the
+    image is, and the other inputs' values, are given when rendering)."""
+    inputs = defined_inputs(model)
+    if len(inputs) == 1:
+        image_input_shape(model)
+        return
+    problems = [not_an_image(model, tensor) for tensor in inputs]
+    if all(problems):
+        raise ValueError(
+            f"None of the {len(inputs)} inputs of model {model.name!r} is an image MACO can optimise: "
+            + " ".join(problems)
+        )
 
 
 def _choose_call(model: keras.Model, operation, call: int | None, prefix: list[str]):
@@ -183,7 +218,7 @@ def find_tap(model: keras.Model, layer) -> Tap:
     Returns:
         The `Tap`, with the output shape checked to be dense, tokens or convolutional.
     """
-    image_input_shape(model)
+    check_has_image_input(model)
     if isinstance(layer, (bool, np.bool_)):
         raise TypeError(f"`layer` must be a layer name, index, layer or tensor, received {layer!r}.")
     if isinstance(layer, str):

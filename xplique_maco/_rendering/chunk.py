@@ -37,7 +37,7 @@ class ChunkRun:
             transparency = tf.zeros((params.shape[0], *plan.image_shape, 1))
             states.append((params, plan.optimizer.init(params), transparency))
             seeds.append(part_seeds)
-            arguments.append(tf.nest.map_structure(tf.convert_to_tensor, task.objective.arguments(part)))
+            arguments.append(task.arguments(part))
             spectra.append(task.parametrization.tensors(task.source, part))
         self.state = per_replica(strategy, states)
         self._seeds, self._arguments = per_replica(strategy, seeds), per_replica(strategy, arguments)
@@ -105,9 +105,7 @@ class ChunkRun:
         self.rows = self.rows[keep]
         self.state = tf.nest.map_structure(lambda t: tf.gather(t, keep) if t.shape.rank else t, self.state)
         self._seeds = tf.constant(task.item_seeds[self.items[self.rows]], tf.int64)
-        self._arguments = tf.nest.map_structure(
-            tf.convert_to_tensor, task.objective.arguments(self.items[self.rows])
-        )
+        self._arguments = task.arguments(self.items[self.rows])
         self._positions = self.items[self.rows]
         self._spectra = task.parametrization.tensors(task.source, self._positions)
         return self.items[rows]

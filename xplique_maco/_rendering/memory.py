@@ -30,6 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .._objectives.extractor import features
+
 MEMORY_FRACTION = 0.8
 # Image-sized float32 arrays per image on the image side of a step, and more with glances: the
 # measurement behind these is `python -m benchmarks.memory_rule` (the documentation's Scale page).
@@ -78,33 +80,36 @@ def memory_in_use(device: str) -> int:
         return 0
 
 
-def crop_cost(extractor: keras.Model, input_shape: tuple[int, int, int], device: str) -> int:
+def crop_cost(extractor: keras.Model, input_shape: tuple[int, int, int], device: str, others=()) -> int:
     """Bytes one more crop costs in a model pass (forward and backward) on this device.
 
     Measured by one probe pass where the device's allocator keeps a peak (GPUs), derived from
-    the probe's traced graph otherwise. Kept per model, crop size and device.
+    the probe's traced graph otherwise. Kept per model, crop size and device. `others` are the
+    (row shape, dtype) of the model's other inputs, which go in with each crop (as zeros).
     """
     per_model = _COSTS.setdefault(extractor, {})
-    key = (tuple(input_shape), device)
+    key = (tuple(input_shape), device, tuple(others))
     if key not in per_model:
-        per_model[key] = _measured(extractor, input_shape, device) or _derived(extractor, input_shape)
+        measured = _measured(extractor, input_shape, device, others)
+        per_model[key] = measured or _derived(extractor, input_shape, others)
     return per_model[key]
 
 
-def _probe(extractor: keras.Model):
+def _probe(extractor: keras.Model, others=()):
     @tf.function
     def probe(crops):
+        count = tf.shape(crops)[0]
+        rows = [tf.zeros(tf.concat([[count], tf.constant(row, tf.int32)], 0), dtype) for row, dtype in others]
         with tf.GradientTape() as tape:
             tape.watch(crops)
-            outputs = extractor(crops, training=False)
-            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            outputs = features(extractor, crops, rows)
             total = tf.add_n([tf.reduce_sum(tf.cast(output, tf.float32)) for output in outputs])
         return tape.gradient(total, crops)
 
     return probe
 
 
-def _measured(extractor: keras.Model, input_shape, device: str) -> int | None:
+def _measured(extractor: keras.Model, input_shape, device: str, others=()) -> int | None:
     """The allocator's peak over a probe pass of _PROBE_CROPS crops, per crop; None where the
     device keeps no statistics (CPUs)."""
     try:
@@ -114,17 +119,19 @@ def _measured(extractor: keras.Model, input_shape, device: str) -> int | None:
         return None
     with tf.device(device):
         crops = tf.random.uniform((_PROBE_CROPS, *input_shape))
-        _probe(extractor)(crops).numpy()
+        _probe(extractor, others)(crops).numpy()
     peak = tf.config.experimental.get_memory_info(device)["peak"]
     if peak <= before:
         return None
     return int(np.ceil((peak - before) / _PROBE_CROPS))
 
 
-def _derived(extractor: keras.Model, input_shape) -> int:
+def _derived(extractor: keras.Model, input_shape, others=()) -> int:
     """Bytes per crop of the forward tensors of the probe's graph traced for any number of crops:
     every tensor whose first dimension is that number, all alive at once (an upper bound)."""
-    graph = _probe(extractor).get_concrete_function(tf.TensorSpec((None, *input_shape), tf.float32)).graph
+    graph = (
+        _probe(extractor, others).get_concrete_function(tf.TensorSpec((None, *input_shape), tf.float32)).graph
+    )
     total = 0
     for operation in graph.get_operations():
         if operation.name.startswith("gradient_tape"):

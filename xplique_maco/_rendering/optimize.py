@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from .._config.settings import Given
 from .._objectives.extractor import feature_model
+from .._objectives.inputs import model_inputs
 from .._objectives.keys import item_keys
 from .._objectives.objective import Objective
-from .._objectives.taps import image_input_shape
 from .chunk import run_chunk
 from .events import Callback, CallbackList, RunInfo
 from .parametrization import Parametrization
@@ -29,6 +29,7 @@ def optimize(
     items: Sequence[int] | None = None,
     strategy: tf.distribute.Strategy | None = None,
     streams: np.ndarray | None = None,
+    inputs: Mapping | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Renders `objective` with the settings `given`: plans the run, then optimises chunk by chunk.
 
@@ -46,6 +47,8 @@ def optimize(
         streams: (batch size, 2) int64: the random stream of each batch position, for callers
             that key images their own way; None gives each image the stream (seed, its key), its
             key saying what it renders (`_objectives.keys`).
+        inputs: For a model with several inputs, the values of every input but the image, by name
+            (`_objectives.inputs.model_inputs`).
 
     Returns:
         `(images, transparencies)` of `items`, in their order.
@@ -53,10 +56,13 @@ def optimize(
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise TypeError(f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}.")
     listeners = CallbackList(list(callbacks))
-    input_shape = image_input_shape(objective.model)
+    model_input = model_inputs(objective.model, inputs, objective.batch_size)
+    input_shape = model_input.shape
     positions = batch_positions(items, objective.batch_size, objective.group)
-    extractor = feature_model(objective.model, objective.taps)
-    plan = make_plan(given, objective, extractor, input_shape, len(positions), strategy)
+    extractor = feature_model(objective.model, objective.taps, model_input.image)
+    plan = make_plan(
+        given, objective, extractor, input_shape, len(positions), strategy, model_input.row_specs
+    )
     task = Task(
         objective=objective,
         extractor=extractor,
@@ -67,6 +73,7 @@ def optimize(
         if streams is None
         else _checked(streams, objective),
         strategy=strategy or tf.distribute.get_strategy(),
+        inputs=model_input,
     )
     chunks = _chunks(positions, plan.batch_size)
     listeners.start(

@@ -63,6 +63,7 @@ def make_plan(
     input_shape: tuple,
     count: int,
     strategy: tf.distribute.Strategy | None,
+    others: tuple = (),
 ) -> Plan:
     """The plan of a run of `count` images of `objective`, checked against the model's layers.
 
@@ -73,15 +74,16 @@ def make_plan(
         input_shape: The model's image input shape (None, H, W, C).
         count: How many images the run renders.
         strategy: The user's strategy, or None.
+        others: (row shape, dtype) of each of the model's other inputs (`ModelInputs.row_specs`).
     """
     _check_groups_fit(given, objective)
     model_input_size = _model_input_size(given, input_shape)
     wrap_crops = objective.fixed_layout is None if given.wrap_crops is None else given.wrap_crops
     optimizer = get_optimizer(given.optimizer)
-    check_layer_shapes(objective, extractor, (*model_input_size, input_shape[-1]))
+    check_layer_shapes(objective, extractor, (*model_input_size, input_shape[-1]), others)
     glances = glance_count(given.nb_crops, given.glance)
     sizes = _sizes(
-        given, glances, model_input_size, extractor, input_shape[-1], count, strategy, objective.group
+        given, glances, model_input_size, extractor, input_shape[-1], count, strategy, objective.group, others
     )
     return Plan(
         nb_steps=given.nb_steps,
@@ -125,12 +127,15 @@ def _check_groups_fit(given: Given, objective: Objective) -> None:
             )
 
 
-def check_layer_shapes(objective: Objective, extractor: keras.Model, input_shape: tuple) -> None:
+def check_layer_shapes(objective: Objective, extractor: keras.Model, input_shape: tuple, others=()) -> None:
     """Infers every layer's shape at the crop size and lets each term check it: a too-small input,
     or a position outside a layer whose size depends on the input, fails here, not deep inside
     TensorFlow."""
     try:
-        shapes = extractor.compute_output_shape((1, *input_shape))
+        shape = (1, *input_shape)
+        shapes = extractor.compute_output_shape(
+            [shape, *((1, *row) for row, _ in others)] if others else shape
+        )
     except Exception as error:  # Keras raises ValueError or TypeError depending on the layer
         raise ValueError(
             f"Model {objective.model.name!r} cannot take crops of size {input_shape[:2]} "
@@ -143,7 +148,15 @@ def check_layer_shapes(objective: Objective, extractor: keras.Model, input_shape
 
 
 def _sizes(
-    given: Given, glances: int, input_size, extractor, channels: int, count: int, strategy, group: int
+    given: Given,
+    glances: int,
+    input_size,
+    extractor,
+    channels: int,
+    count: int,
+    strategy,
+    group: int,
+    others=(),
 ) -> memory.Sizes:
     """Images per chunk and crops per model pass: the user's, else on CPUs what runs fastest, on
     accelerators what fits their memory (`memory`), or everything at once where it is unknown.
@@ -172,7 +185,7 @@ def _sizes(
             fitting = count if crops_per_pass is None else crops_per_pass // group * group * replicas
             chunk_size = min(count, fitting)
         return memory.Sizes(chunk_size, crops_per_pass)
-    per_crop = memory.crop_cost(extractor, (*input_size, channels), device)
+    per_crop = memory.crop_cost(extractor, (*input_size, channels), device, others)
     per_item = memory.item_cost(given.image_shape, channels, glances > 0)
     nb_crops = given.nb_crops
     if chunk_size is None and crops_per_pass is None:

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .._objectives.extractor import computes_in_float16
+from .._objectives.extractor import computes_in_float16, features
 from .._objectives.objective import Objective, term_values
 from .crops import Crops, crop_and_resize
 from .parametrization import Parametrization
@@ -111,7 +111,8 @@ def _gradient_scale(total_of, outputs: list, *arguments) -> tf.Tensor:
 class _Step:
     """One step of the optimisation for one objective's shapes: `function` is the compiled step,
     `(state, step index, item seeds, arguments, spectrum, controls) -> (state, per-item values)`
-    with state `(params, optimizer state, transparency sum)`."""
+    with state `(params, optimizer state, transparency sum)` and arguments `(the objective's
+    arguments, the rows of the model's other inputs)` (`Task.arguments`)."""
 
     def __init__(self, extractor: keras.Model, objective: Objective, plan: Plan, parametrization):
         # Only what `compiled_step`'s key holds: the step is reused for every plan with that key.
@@ -141,9 +142,10 @@ class _Step:
             return None
         return tf.reshape(tf.range(batch_size)[:, None] * nb_crops + tf.range(first, last)[None], [-1])
 
-    def _pass(self, crops: Crops, rows, arguments, batch_size):
+    def _pass(self, crops: Crops, rows, arguments, others, batch_size):
         """One model pass over the crops at `rows`: the per-item objective (N, k) and its gradient
-        on the crops' sources."""
+        on the crops' sources. `others` are the rows (N, ...) of the model's other inputs: each
+        crop goes in with its item's."""
         with tf.GradientTape() as tape:
             tape.watch(crops.sources)
             boxes, box_indices, noise = (
@@ -152,9 +154,10 @@ class _Step:
             )
             plan = self.crops
             resized = crop_and_resize(crops.sources, boxes, box_indices, plan.output_size, plan.wrap)
-            outputs = self.extractor(resized + noise, training=False)
-            if not isinstance(outputs, (list, tuple)):
-                outputs = [outputs]
+            if others:
+                items = tf.range(batch_size * plan.nb_crops) if rows is None else rows
+                others = [tf.gather(rows_of, items // plan.nb_crops) for rows_of in others]
+            outputs = features(self.extractor, resized + noise, others)
             value = self._objective_of(outputs, arguments, batch_size)
             total = tf.reduce_sum(value) / plan.nb_crops
             if self.float16:
@@ -168,7 +171,7 @@ class _Step:
             part = part / scale
         return value, part
 
-    def _objective_gradient(self, crops: Crops, arguments, batch_size):
+    def _objective_gradient(self, crops: Crops, arguments, others, batch_size):
         """Per-item objective (N, K) on the crops, and its gradient on the sources, pass by pass.
 
         Each pass waits for the previous one's gradient, so only one pass's activations are
@@ -177,7 +180,8 @@ class _Step:
         values, gradient, previous = [], None, []
         for first, last in crop_passes(batch_size, self.crops.nb_crops, self.crops_per_pass):
             with tf.control_dependencies(previous):
-                value, part = self._pass(crops, self._rows(batch_size, first, last), arguments, batch_size)
+                rows = self._rows(batch_size, first, last)
+                value, part = self._pass(crops, rows, arguments, others, batch_size)
             gradient = part if gradient is None else gradient + part
             values.append(value)
             previous = [gradient]
@@ -186,6 +190,7 @@ class _Step:
     def _step(self, state, step_index, item_seeds, arguments, spectrum, controls: Controls):
         _TRACES["count"] += 1  # Python side effect: runs only while tracing
         params, optimizer_state, transparency = state
+        arguments, others = arguments  # the objective's, and the model's other inputs' rows
         batch_size = params.shape[0]
         with tf.GradientTape() as tape:
             tape.watch(params)
@@ -193,7 +198,7 @@ class _Step:
             crops = self.crops.draw(
                 image, item_seeds, step_index, controls.crop_range, controls.crop_extent, controls.noise_std
             )
-        values, sources_gradient = self._objective_gradient(crops, arguments, batch_size)
+        values, sources_gradient = self._objective_gradient(crops, arguments, others, batch_size)
         per_item = tf.reduce_mean(values, axis=1)
         params_gradient, image_gradient = tape.gradient(
             crops.sources,
@@ -218,6 +223,7 @@ def compiled_step(task: Task):
     while the model lives."""
     plan = task.plan
     key = (
+        task.extractor,  # which taps, and which input is the image
         task.objective.signature,
         task.objective.layer_names,
         task.parametrization,

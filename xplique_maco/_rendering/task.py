@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .._objectives.inputs import ModelInputs
 from .._objectives.objective import Objective
 from .parametrization import Parametrization
 from .plan import Plan
@@ -26,6 +27,7 @@ class Task:
             Fourier baseline's scale, or the photos' seeds).
         item_seeds: (batch size, 2) int64: the random stream of each batch position.
         strategy: Runs each chunk's items split across its replicas.
+        inputs: The model's image input and what its other inputs are fixed to.
     """
 
     objective: Objective
@@ -35,3 +37,11 @@ class Task:
     source: object
     item_seeds: np.ndarray
     strategy: tf.distribute.Strategy
+    inputs: ModelInputs
+
+    def arguments(self, items: np.ndarray) -> tuple:
+        """What the step reads per item besides the image, as tensors: the objective's arguments
+        and the rows of the model's other inputs, for these batch positions."""
+        return tf.nest.map_structure(
+            tf.convert_to_tensor, (self.objective.arguments(items), self.inputs.rows(items))
+        )
