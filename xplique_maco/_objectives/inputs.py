@@ -146,7 +146,10 @@ def _checked_value(model: keras.Model, tensor, value, batch_size: int) -> np.nda
         raise ValueError(f"`inputs[{name!r}]` has fractional values, but the input takes {dtype}.")
     if converted.ndim == len(shape) - 1:
         converted = converted[None]
-    expected = f"({', '.join('n' if s is None else str(s) for s in shape)}) with n 1 or {batch_size}"
+    rows = "n" if batch_size > 1 else "1"
+    expected = f"({', '.join(rows if s is None else str(s) for s in shape)})" + (
+        f" with n 1 or {batch_size}" if batch_size > 1 else ""
+    )
     fits = converted.ndim == len(shape) and all(
         s is None or s == got for s, got in zip(shape[1:], converted.shape[1:], strict=True)
     )
