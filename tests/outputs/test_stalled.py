@@ -39,6 +39,11 @@ def test_a_dead_unit_is_named_and_a_live_one_is_not():
     assert stalled(Channel(relu_model(), "relu", [1, 2])) == []
 
 
+def test_a_tiny_step_size_is_not_taken_for_a_zero_gradient():
+    # The images stay the same to float32 precision, but the gradient was there all along.
+    assert stalled(Channel(relu_model(), "relu", [1, 2]), learning_rate=1e-12) == []
+
+
 def test_an_objective_behind_a_stop_gradient_never_moves():
     import tensorflow as tf
 

@@ -3,15 +3,15 @@ a noise image.
 
 Two cases, told apart because they have different causes and fixes:
 
-- **the image never changed** (its first and last images are equal): the objective's gradient
-  with respect to the image was zero at every step. A unit behind a ReLU that is off for every
-  image (a dead unit), a layer not reached from the input, a stop-gradient, an argmax or an
-  integer cast inside the model.
+- **the gradient was zero at every step** (the item's transparency, the mean |gradient| on the
+  image over the steps, is zero everywhere): the image is the starting noise. A unit behind a
+  ReLU that is off for every image (a dead unit), a layer not reached from the input, a
+  stop-gradient, an argmax or an integer cast inside the model.
 - **the values vanished** (every value measured is below `VANISHED` in magnitude): the image moved
   (the optimiser normalises the gradient) but the objective stayed at nothing, as with an
   untrained or collapsed model whose activations vanish.
 
-Only the first and last steps are fetched (values and images), once per chunk.
+Only the first and last steps' values are fetched, once per chunk.
 """
 
 from __future__ import annotations
@@ -38,26 +38,20 @@ class WarnStalled(Callback):
     def on_start(self, run: RunInfo) -> None:
         self.items, self.last = run.items, run.nb_steps - 1
         self.values = np.zeros((2, run.batch_size))
-        self.first_images: dict[int, np.ndarray] = {}
         self.unchanged = np.zeros(run.batch_size, bool)
 
     def wants_step(self, index: int) -> bool:
         return self.last > 0 and index in (0, self.last)
 
     def on_step(self, step: StepInfo) -> None:
-        images = step.images()
-        if step.index == 0:
-            self.values[0, step.columns] = step.values
-            self.first_images[step.chunk] = images
-            return
-        self.values[1, step.columns] = step.values
-        first = self.first_images.pop(step.chunk)
-        if first.shape == images.shape:  # an item stopped early leaves the chunk smaller
-            self.unchanged[step.columns] = np.all(first == images, axis=(1, 2, 3))
+        self.values[0 if step.index == 0 else 1, step.columns] = step.values
 
     def on_end(self, images, transparencies) -> None:
         if self.last <= 0:
             return
+        # The transparency is the mean |gradient| on the image over the steps: zero means the
+        # gradient was zero at every step (a tiny step size leaves the image still, but not this).
+        self.unchanged = np.all(np.asarray(transparencies) == 0, axis=(1, 2, 3))
         vanished = np.all(np.abs(self.values) < VANISHED, axis=0) & ~self.unchanged
         if self.unchanged.any():
             warnings.warn(
