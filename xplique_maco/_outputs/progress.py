@@ -53,9 +53,11 @@ def with_progress(callbacks: Sequence[Callback] | None, verbose) -> list[Callbac
     verbose = checks.verbose(verbose)
     listeners = list(callbacks or [])
     if verbose == 1 or (verbose == "auto" and interactive()):
-        listeners.append(ProgressBar())
+        # The picture first, so the bar's line goes under it rather than one line above and the
+        # rest below.
         if in_notebook() and not any(isinstance(listener, Preview) for listener in listeners):
             listeners.append(Preview())
+        listeners.append(ProgressBar())
     return listeners
 
 
