@@ -100,6 +100,48 @@ def _drop_native_logs(notebook: nbformat.NotebookNode) -> None:
         cell.outputs = kept
 
 
+def _settle_streams(notebook: nbformat.NotebookNode) -> None:
+    """Merges each run of stream outputs of one name and keeps what a terminal would show: a
+    progress bar redrawn with carriage returns and backspaces (one output per redraw, as the
+    kernel sends them) becomes its last state, as Jupyter displays it."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.outputs:
+            previous = merged[-1] if merged else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.get("output_type") == "stream":
+                output.text = _as_shown(output.text)
+        cell.outputs = merged
+
+
+def _as_shown(text: str) -> str:
+    """`text` as a terminal leaves it: a carriage return starts the line over, a backspace erases."""
+    lines, line = [], []
+    for character in text:
+        if character == "\n":
+            lines.append("".join(line))
+            line = []
+        elif character == "\r":
+            line = []
+        elif character == "\b":
+            if line:
+                line.pop()
+        else:
+            line.append(character)
+    return "\n".join(lines + ["".join(line)])
+
+
 def execute(notebook: nbformat.NotebookNode, fast: bool, folder: str | None = None) -> float:
     """Runs the notebook in place (in `folder`, else a temporary one); returns the seconds it took."""
     from nbclient import NotebookClient
@@ -115,6 +157,7 @@ def execute(notebook: nbformat.NotebookNode, fast: bool, folder: str | None = No
             record_timing=False,
         ).execute()  # raises CellExecutionError on the first failing cell
     _drop_native_logs(notebook)
+    _settle_streams(notebook)
     seconds = time.perf_counter() - start
     # tests/integration/test_tutorials.py checks that committed outputs come from a full run.
     notebook.metadata[RUN_KEY] = {"mode": "fast" if fast else "full", "seconds": round(seconds)}

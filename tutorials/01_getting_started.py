@@ -50,7 +50,10 @@ print("espresso is class", classes.index("espresso"))
 # `Neuron(model, "predictions", 967)` reads logit 967 (espresso) of the last layer. `maco`
 # returns a batch of images `(N, H, W, 3)` in `values_range` (here [0, 1]) and a batch of
 # transparencies `(N, H, W, 1)`. `History` keeps the objective at every step, `Snapshots`
-# keeps the image every few steps. `seed` makes the result reproducible.
+# keeps the image every few steps. `seed` makes the result reproducible. With `verbose=1` in
+# a notebook, a progress bar runs under a picture of the images that updates in place as
+# they form (a `Preview`), ending with their transparency as alpha; `verbose=0` keeps a cell
+# quiet.
 
 # %%
 objective = Neuron(model, "predictions", classes.index("espresso"))
@@ -65,7 +68,7 @@ images, transparencies = maco(
     model_input_size=(MODEL_INPUT, MODEL_INPUT),
     seed=0,
     callbacks=[history, snapshots],
-    verbose=0,
+    verbose=1,
 )
 print(images.shape, transparencies.shape)
 
