@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from .._objectives.coerce import objective_from
 from .._objectives.extractor import feature_model, features
+from .._objectives.inputs import model_inputs
 from .._objectives.objective import Objective, term_values
 from .._objectives.taps import defined_inputs, not_an_image
 
@@ -51,8 +51,9 @@ def evaluate(objective: Objective, inputs) -> np.ndarray:
 
 
 def _by_name(objective: Objective, inputs: Mapping) -> tuple[int, tf.Tensor, list[tf.Tensor]]:
-    """Every input of the model from a dict by name: the position of the first image input, its
-    images (float32), and the other inputs in the model's order, one row broadcast to all."""
+    """Every input of the model from a dict by name: the position of the image input (the first
+    image-shaped one), its images (float32), and the other inputs' rows for each image, checked
+    as `maco`'s `inputs` are."""
     model = objective.model
     tensors = defined_inputs(model)
     names = [tensor.name for tensor in tensors]
@@ -63,19 +64,10 @@ def _by_name(objective: Objective, inputs: Mapping) -> tuple[int, tf.Tensor, lis
         )
     image = next((i for i, tensor in enumerate(tensors) if not_an_image(model, tensor) is None), 0)
     images = tf.convert_to_tensor(inputs[names[image]], tf.float32)
-    rows = int(images.shape[0]) if images.shape.rank else 1
-    others = []
-    for tensor in tensors[:image] + tensors[image + 1 :]:
-        value = np.asarray(inputs[tensor.name]).astype(keras.backend.standardize_dtype(tensor.dtype))
-        if value.ndim == len(tensor.shape) - 1:
-            value = value[None]
-        if len(value) not in (1, rows):
-            raise ValueError(
-                f"`inputs[{tensor.name!r}]` has {len(value)} rows; give {rows} (one per row of "
-                f"{names[image]!r}) or 1 (for all of them)."
-            )
-        others.append(tf.convert_to_tensor(np.repeat(value, rows, axis=0) if len(value) == 1 else value))
-    return image, images, others
+    count = int(images.shape[0]) if images.shape.rank else 1
+    others = {name: value for name, value in inputs.items() if name != names[image]}
+    fixed = model_inputs(model, others, count)
+    return fixed.image, images, [tf.convert_to_tensor(rows) for rows in fixed.rows(np.arange(count))]
 
 
 # Floats of tiled activations per call of the objective's reduction: bounds the memory of `every_value`.

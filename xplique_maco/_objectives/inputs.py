@@ -18,14 +18,12 @@ class ModelInputs:
     Attributes:
         image: The image input's position in `model.inputs`.
         shape: The image input's shape (None, H, W, C).
-        names: The other inputs' names, in the model's order.
-        values: Their values, in the same order: one row for every image, or one row per batch
+        values: The other inputs' values, in the model's order: one row for every image, or one row per batch
             position, each row of the input's shape and dtype.
     """
 
     image: int
     shape: tuple
-    names: tuple[str, ...] = ()
     values: tuple[np.ndarray, ...] = ()
 
     def rows(self, positions: np.ndarray) -> list[np.ndarray]:
@@ -74,12 +72,7 @@ def model_inputs(model: keras.Model, inputs: Mapping | None, batch_size: int) ->
     image = _image_among(model, tensors, free, given)
     fixed = [i for i in range(len(tensors)) if i != image]
     values = tuple(_checked_value(model, tensors[i], given[names[i]], batch_size) for i in fixed)
-    return ModelInputs(
-        image=image,
-        shape=tuple(tensors[image].shape),
-        names=tuple(names[i] for i in fixed),
-        values=values,
-    )
+    return ModelInputs(image=image, shape=tuple(tensors[image].shape), values=values)
 
 
 def _checked_mapping(inputs) -> dict:
